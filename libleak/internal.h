@@ -1,0 +1,26 @@
+/* libleak internal header: included first by every .c file of the core.  Never installed.
+ *
+ * It pulls in Python.h (the core is compiled against one interpreter's headers), the public API,
+ * and the small helpers every part shares.  Per-CPython-version code does not belong here: it lives
+ * in frames.c and pycompat.h only. */
+#ifndef LIBLEAK_INTERNAL_H
+#define LIBLEAK_INTERNAL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "config.h"
+#include "libleak.h"
+#include "alloc.h"
+#include "pycompat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LEAK_STRINGIFY2_(x) #x
+#define LEAK_STRINGIFY_(x) LEAK_STRINGIFY2_(x)
+#define LEAK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LEAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LEAK_LIKELY(x) __builtin_expect(!!(x), 1)
+
+#endif

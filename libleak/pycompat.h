@@ -1,0 +1,24 @@
+/* Small compatibility shims for the CPython C API across 3.8 - 3.13.
+ *
+ * Only API spelling differences live here; anything that knows interpreter internals (frame layouts,
+ * thread-state fields) lives in frames.c. */
+#ifndef LIBLEAK_PYCOMPAT_H
+#define LIBLEAK_PYCOMPAT_H
+
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030A0000
+/* Py_NewRef arrived in 3.10. */
+static inline PyObject *leak__py_newref(PyObject *o) {
+  Py_INCREF(o);
+  return o;
+}
+#define Py_NewRef(o) leak__py_newref((PyObject *)(o))
+#endif
+
+#if PY_VERSION_HEX < 0x03090000
+/* The interpreter of a thread state: a plain field read before 3.9 added the accessor. */
+#define PyThreadState_GetInterpreter(ts) ((ts)->interp)
+#endif
+
+#endif

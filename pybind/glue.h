@@ -1,0 +1,25 @@
+/* Shared glue for the _libleak extension: one exception mapping, and the areas' entry points.
+ *
+ * The extension is thin: each area (faults, tracer, ...) parses arguments, calls the C core, and
+ * hands back plain tuples, ints and strings; the Python package wraps them. */
+#ifndef LIBLEAK_PYBIND_GLUE_H
+#define LIBLEAK_PYBIND_GLUE_H
+
+#include "internal.h"
+
+/* libleak.Error and libleak.FormatError (created at module init; owned by the module). */
+extern PyObject *leak__py_error;
+extern PyObject *leak__py_format_error;
+
+/* Raises the Python exception that matches a LEAK_E* code, with `context` leading the message, and
+ * returns NULL so callers can `return leak__py_raise(rc, "...")`.  LEAK_EPYTHON means an exception
+ * is already set and is left as it is. */
+PyObject *leak__py_raise(int code, const char *context);
+
+/* One area of the extension: its functions and an init hook run at import (NULL: none). */
+typedef struct leak__py_area {
+  PyMethodDef *methods;
+  int (*init)(PyObject *module);
+} leak__py_area;
+
+#endif
