@@ -9,5 +9,6 @@
 
 #include "libleak/version.h"
 #include "libleak/errors.h"
+#include "libleak/faults.h"
 
 #endif

@@ -144,3 +144,20 @@ int leak__frames_gc_collecting(PyThreadState *tstate) {
   return _PyRuntime.gc.collecting != 0;
 #endif
 }
+
+/* ---- Added for the stack dumper ----------------------------------------------------------- */
+
+#if PY_VERSION_HEX >= 0x03090000
+#include <internal/pycore_runtime.h> /* _PyRuntime moved out of pycore_pystate.h in 3.9 */
+#endif
+
+/* The dumper prints the main thread first; CPython records its id in the runtime state (the thread
+ * that initialised Python, updated in a forked child), the same field _Py_IsMainThread reads. */
+unsigned long leak__frames_main_thread_id(void) { return _PyRuntime.main_thread; }
+
+/* A plain field read: PyThreadState_GetInterpreter is an API call, which signal handlers avoid. */
+PyInterpreterState *leak__frames_interpreter(PyThreadState *tstate) { return tstate->interp; }
+
+/* What PyInterpreterState_Main returns, without the call; NULL before init and after finalisation,
+ * which the watchdog uses to stop dumping a finalised interpreter. */
+PyInterpreterState *leak__frames_main_interpreter(void) { return _PyRuntime.interpreters.main; }

@@ -54,4 +54,17 @@ unsigned long leak__frames_thread_id(PyThreadState *tstate);
  * Async-signal-safe (reads one field). */
 int leak__frames_gc_collecting(PyThreadState *tstate);
 
+/* Added for the stack dumper (libleak/dump.c). */
+
+/* The OS thread id of the interpreter's main thread (threading.main_thread().ident), read from the
+ * runtime state.  Async-signal-safe (reads one field). */
+unsigned long leak__frames_main_thread_id(void);
+
+/* The interpreter `tstate` belongs to.  Async-signal-safe (reads one field). */
+PyInterpreterState *leak__frames_interpreter(PyThreadState *tstate);
+
+/* The main interpreter, or NULL before Python is initialised.  Async-signal-safe (reads one field
+ * of the runtime state, as PyInterpreterState_Main does, without the API call). */
+PyInterpreterState *leak__frames_main_interpreter(void);
+
 #endif

@@ -22,4 +22,7 @@ typedef struct leak__py_area {
   int (*init)(PyObject *module);
 } leak__py_area;
 
+/* The faults area: stack dumps, fatal-signal handlers, watchdogs (pybind/faults.c). */
+extern const leak__py_area leak__py_faults_area;
+
 #endif
