@@ -1,5 +1,6 @@
 /* A C program that embeds CPython and uses libleak's C API: crash dumps switched on for the whole
- * run, an on-demand dump of every thread, and a scoped watchdog that catches a stuck call.
+ * run, an on-demand dump of every thread, a scoped watchdog that catches a stuck call, and the
+ * allocation tracer saying which Python lines hold memory.
  *
  * Build (installed libleak):  cc embed_host.c $(pkg-config --cflags --libs libleak) \
  *                              $(python3-config --cflags --embed --ldflags)
@@ -66,6 +67,33 @@ int main(void) {
   leak_watchdog_cancel(watchdog);
 
   PyRun_SimpleString("stop.set()\nfor t in threads: t.join()\n");
+
+  printf("\n== the allocation tracer: which lines hold the most memory\n");
+  leak_tracer_options options = LEAK_TRACER_OPTIONS_INIT;
+  options.nframe = 4;
+  rc = leak_tracer_start(&options);
+  if (rc < 0) {
+    fprintf(stderr, "leak_tracer_start: %s\n", leak_strerror(rc));
+    return 1;
+  }
+  PyRun_SimpleString("def load_cache():\n"
+                     "    return {i: str(i) * 100 for i in range(2000)}\n"
+                     "cache = load_cache()\n");
+  leak_snapshot *snapshot = NULL;
+  leak_stat top[3];
+  size_t rows = 0;
+  rc = leak_snapshot_take(&snapshot);
+  if (rc == 0) rc = leak_snapshot_top(snapshot, LEAK_KEY_LINENO, 0, top, 3, &rows);
+  if (rc < 0) {
+    fprintf(stderr, "snapshot: %s\n", leak_strerror(rc));
+    return 1;
+  }
+  for (size_t i = 0; i < rows; i++)
+    printf("%s:%d: size=%llu B, count=%llu\n", top[i].filename, top[i].lineno,
+           (unsigned long long)top[i].size, (unsigned long long)top[i].count);
+  leak_snapshot_free(snapshot);
+  leak_tracer_stop();
+
   leak_faults_disable();
   return Py_FinalizeEx() < 0 ? 1 : 0;
 }

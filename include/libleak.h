@@ -10,5 +10,7 @@
 #include "libleak/version.h"
 #include "libleak/errors.h"
 #include "libleak/faults.h"
+#include "libleak/tracer.h"
+#include "libleak/snapshot.h"
 
 #endif

@@ -161,3 +161,19 @@ PyInterpreterState *leak__frames_interpreter(PyThreadState *tstate) { return tst
 /* What PyInterpreterState_Main returns, without the call; NULL before init and after finalisation,
  * which the watchdog uses to stop dumping a finalised interpreter. */
 PyInterpreterState *leak__frames_main_interpreter(void) { return _PyRuntime.interpreters.main; }
+
+/* ---- Added by the tracer: where an object's memory block starts ----------------------------- */
+
+#if PY_VERSION_HEX >= 0x030B0000
+#include <internal/pycore_object.h>
+#endif
+
+/* 3.11+ count the GC header and the managed pre-header together (_PyType_PreHeaderSize); before,
+ * only GC objects have a header, a PyGC_Head. */
+uintptr_t leak__object_block_address(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030B0000
+  return (uintptr_t)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+#else
+  return (uintptr_t)obj - (PyType_IS_GC(Py_TYPE(obj)) ? sizeof(PyGC_Head) : 0);
+#endif
+}

@@ -67,4 +67,9 @@ PyInterpreterState *leak__frames_interpreter(PyThreadState *tstate);
  * of the runtime state, as PyInterpreterState_Main does, without the API call). */
 PyInterpreterState *leak__frames_main_interpreter(void);
 
+/* Added by the tracer (get_object_traceback): the address of the memory block that holds `obj`, i.e.
+ * what the allocator returned for it.  GC objects have the GC header before them, and from 3.11 the
+ * managed dict/weakref pre-header too, so the block starts before the object.  Reads type flags only. */
+uintptr_t leak__object_block_address(PyObject *obj);
+
 #endif

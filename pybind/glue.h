@@ -25,4 +25,7 @@ typedef struct leak__py_area {
 /* The faults area: stack dumps, fatal-signal handlers, watchdogs (pybind/faults.c). */
 extern const leak__py_area leak__py_faults_area;
 
+/* The tracer area: allocation tracing and snapshots (pybind/tracer.c). */
+extern const leak__py_area leak__py_tracer_area;
+
 #endif

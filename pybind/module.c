@@ -38,6 +38,7 @@ PyObject *leak__py_raise(int code, const char *context) {
 /* Every area of the extension, in the order their init hooks run. */
 static const leak__py_area *const areas[] = {
     &leak__py_faults_area,
+    &leak__py_tracer_area,
     NULL,
 };
 

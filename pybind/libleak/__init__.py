@@ -3,6 +3,7 @@
 The everyday names live here; each capability has its own module:
 
 - ``libleak.faults``: faulthandler's stack dumps, plus scoped watchdogs.
+- ``libleak.tracer``: tracemalloc's allocation tracing and snapshots, cheap enough to leave on.
 
 Example::
 
@@ -12,5 +13,6 @@ Example::
 
 from libleak._libleak import __version__
 from libleak.errors import Error, FormatError
+from libleak.tracer import take_snapshot
 
-__all__ = ["Error", "FormatError", "__version__"]
+__all__ = ["Error", "FormatError", "take_snapshot", "__version__"]

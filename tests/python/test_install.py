@@ -50,3 +50,6 @@ def test_c_host_builds_against_installed_library(destdir, tmp_path):
     out = result.stdout.decode()
     assert result.returncode == 0, out
     assert 'in handle_request' in out and 'in slow_query' in out, out
+    # the tracer's top line is the dict comprehension of load_cache (line 2 of that snippet)
+    top = out.split("which lines hold the most memory\n", 1)[1].splitlines()[0]
+    assert top.startswith("<string>:2: size="), out

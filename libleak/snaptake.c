@@ -1,0 +1,215 @@
+/* Snapshots: taking a snapshot of the live tracer.  Read libleak/snapshot.h first.
+ *
+ * Separate from the builder because it is the only part that talks to the tracer, the stack table
+ * and Python code objects; the file loader and the tests build snapshots without any of them. */
+#include "internal.h"
+#include "snapshot.h"
+#include "idset.h"
+#include "frames.h"
+#include "tracer.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- Taking a snapshot of the live tracer ----------------------------------------------------- */
+
+/* A map from a 64-bit key to an index, for the caches of one take (stack id -> traceback,
+ * code object -> filename, (code, offset) -> frame). */
+typedef struct take_map {
+  leak__idset set;
+  uint64_t *keys; /* key pairs, back to back */
+  uint32_t *values;
+  uint32_t count, cap;
+} take_map;
+
+struct take_probe {
+  const take_map *map;
+  uint64_t key, key2;
+};
+/* Key-pair equality for the take caches. */
+static int take_key_equal(const void *context, uint32_t index) {
+  const struct take_probe *p = context;
+  return p->map->keys[2 * (size_t)index] == p->key && p->map->keys[2 * (size_t)index + 1] == p->key2;
+}
+
+static uint32_t take_hash(uint64_t key, uint64_t key2) { return leak__hash_u64(key ^ (key2 * 0x9E3779B97F4A7C15ULL)); }
+
+/* Looks a key pair up; 1 and *value when present. */
+static int take_map_get(const take_map *map, uint64_t key, uint64_t key2, uint32_t *value) {
+  if (map->count == 0) return 0;
+  struct take_probe probe = {map, key, key2};
+  uint32_t found;
+  size_t slot = 0;
+  if (!leak__idset_find(&map->set, take_hash(key, key2), take_key_equal, &probe, &found, &slot)) return 0;
+  *value = map->values[found];
+  return 1;
+}
+
+/* Adds a key known to be absent. */
+static int take_map_put(take_map *map, uint64_t key, uint64_t key2, uint32_t value) {
+  int rc = leak__idset_reserve(&map->set);
+  if (rc < 0) return rc;
+  uint32_t cap = map->cap;
+  if ((rc = leak__snapshot_grow((void **)&map->keys, &cap, (size_t)map->count + 1, 2 * sizeof(uint64_t))) < 0)
+    return rc;
+  if (cap != map->cap) {
+    uint32_t *values = leak__realloc(map->values, (size_t)cap * sizeof(uint32_t));
+    if (values == NULL) return LEAK_ENOMEM;
+    map->values = values;
+    map->cap = cap;
+  }
+  struct take_probe probe = {map, key, key2};
+  uint32_t found;
+  size_t slot = 0;
+  leak__idset_find(&map->set, take_hash(key, key2), take_key_equal, &probe, &found, &slot);
+  map->keys[2 * (size_t)map->count] = key;
+  map->keys[2 * (size_t)map->count + 1] = key2;
+  map->values[map->count] = value;
+  leak__idset_put(&map->set, slot, take_hash(key, key2), map->count++);
+  return 0;
+}
+
+/* Frees a take cache. */
+static void take_map_free(take_map *map) {
+  leak__idset_free(&map->set);
+  leak__free(map->keys);
+  leak__free(map->values);
+}
+
+typedef struct take_state {
+  leak__snapshot *s;
+  take_map stacks, filenames, frames;
+  uint32_t unknown_traceback; /* UINT32_MAX until first needed */
+  uint32_t *frame_buffer;
+} take_state;
+
+/* The filename of a code object, interned once per code object.  Filenames that are not valid
+ * UTF-8 (lone surrogates) are stored with surrogatepass, which the Python glue undoes. */
+static int take_filename(take_state *st, PyCodeObject *code, uint32_t *index) {
+  if (take_map_get(&st->filenames, (uint64_t)(uintptr_t)code, 0, index)) return 0;
+  PyObject *name = code->co_filename, *encoded = NULL;
+  const char *text = "<unknown>";
+  Py_ssize_t len = 9;
+  if (name != NULL && PyUnicode_Check(name)) {
+    text = PyUnicode_AsUTF8AndSize(name, &len);
+    if (text == NULL) {
+      PyErr_Clear();
+      encoded = PyUnicode_AsEncodedString(name, "utf-8", "surrogatepass");
+      if (encoded == NULL) return LEAK_EPYTHON;
+      text = PyBytes_AS_STRING(encoded);
+      len = PyBytes_GET_SIZE(encoded);
+    }
+  }
+  int rc = leak__snapshot_add_string(st->s, text, strnlen(text, (size_t)len), index);
+  Py_XDECREF(encoded);
+  if (rc < 0) return rc;
+  return take_map_put(&st->filenames, (uint64_t)(uintptr_t)code, 0, *index);
+}
+
+/* A frame: line numbers are computed here, once per distinct (code, offset) of the snapshot. */
+static int take_frame(take_state *st, const leak__frame *frame, uint32_t *index) {
+  uint64_t key = (uint64_t)(uintptr_t)frame->code, key2 = (uint32_t)frame->lasti;
+  if (take_map_get(&st->frames, key, key2, index)) return 0;
+  uint32_t filename;
+  int rc = take_filename(st, frame->code, &filename);
+  if (rc < 0) return rc;
+  int lineno = leak__frame_lineno(frame->code, frame->lasti);
+  if (lineno < 0) lineno = 0;
+  if ((rc = leak__snapshot_add_frame(st->s, filename, lineno, index)) < 0) return rc;
+  return take_map_put(&st->frames, key, key2, *index);
+}
+
+/* tracemalloc's traceback for memory allocated with no Python frame: one ("<unknown>", 0) frame. */
+static int take_unknown_traceback(take_state *st, uint32_t *index) {
+  if (st->unknown_traceback != UINT32_MAX) {
+    *index = st->unknown_traceback;
+    return 0;
+  }
+  uint32_t filename, frame;
+  int rc = leak__snapshot_add_string(st->s, "<unknown>", 9, &filename);
+  if (rc < 0 || (rc = leak__snapshot_add_frame(st->s, filename, 0, &frame)) < 0 ||
+      (rc = leak__snapshot_add_traceback(st->s, &frame, 1, 1, index)) < 0)
+    return rc;
+  st->unknown_traceback = *index;
+  return 0;
+}
+
+/* The traceback of a stack id, resolved once per id.  total_nframe is the stored depth, plus one when
+ * the real stack was deeper: the tracer never walks a whole stack, so that is a lower bound. */
+static int take_traceback(take_state *st, leak__stack_id id, uint32_t *index) {
+  if (take_map_get(&st->stacks, id, 0, index)) return 0;
+  const leak__frame *frames;
+  int nframe = 0, truncated = 0, rc;
+  if (id == LEAK_STACK_EMPTY || leak__stacks_lookup(id, &frames, &nframe, &truncated) < 0 || nframe <= 0) {
+    rc = take_unknown_traceback(st, index);
+  } else {
+    for (int i = 0; i < nframe; i++)
+      if ((rc = take_frame(st, &frames[i], &st->frame_buffer[i])) < 0) return rc;
+    rc = leak__snapshot_add_traceback(st->s, st->frame_buffer, (uint32_t)nframe, (uint32_t)nframe + (truncated != 0),
+                                      index);
+  }
+  if (rc < 0) return rc;
+  return take_map_put(&st->stacks, id, 0, *index);
+}
+
+/* The stack table stays pinned while the copies are resolved, so no stack id goes stale. */
+int leak__snapshot_take(leak__snapshot **out) {
+  if (!leak_tracer_is_tracing()) return LEAK_ENOTSTARTED;
+  leak__trace_copy *copies = NULL;
+  size_t count = 0;
+  int rc = leak__tracer_copy_traces(&copies, &count);
+  if (rc < 0) return rc;
+  take_state st = {0};
+  st.unknown_traceback = UINT32_MAX;
+  st.s = leak__snapshot_new(leak_tracer_traceback_limit());
+  st.frame_buffer = leak__malloc(LEAK_TRACER_MAX_NFRAME * sizeof(uint32_t));
+  if (st.s == NULL || st.frame_buffer == NULL) {
+    rc = LEAK_ENOMEM;
+    goto done;
+  }
+  /* The traces are written over the copies, in place: entry i is read before it is written, and
+   * every write lands on entries already read (a trace is smaller than a copy).  That saves
+   * allocating and faulting in a second array of a million entries. */
+  _Static_assert(sizeof(leak__snap_trace) <= sizeof(leak__trace_copy), "traces are rewritten in place");
+  leak__snap_trace *traces = (leak__snap_trace *)(void *)copies;
+  leak__stack_id last_stack = 0;
+  uint32_t last_traceback = UINT32_MAX;
+  for (size_t i = 0; i < count; i++) {
+    leak__trace_copy copy = copies[i];
+    uint32_t traceback = last_traceback;
+    if (copy.stack != last_stack || last_traceback == UINT32_MAX) {
+      if ((rc = take_traceback(&st, copy.stack, &traceback)) < 0) goto done;
+      last_stack = copy.stack;
+      last_traceback = traceback;
+    }
+    traces[i].size = copy.size;
+    traces[i].weight = copy.weight > 0 && isfinite(copy.weight) ? copy.weight : 1.0;
+    traces[i].traceback = traceback;
+    traces[i].domain = copy.domain;
+  }
+  if (count > 0) {
+    leak__snap_trace *shrunk = leak__realloc(traces, count * sizeof(leak__snap_trace));
+    st.s->traces = shrunk ? shrunk : traces;
+    st.s->ntraces = st.s->traces_cap = count;
+    copies = NULL;
+  }
+  leak__snapshot_finish(st.s);
+  *out = st.s;
+  st.s = NULL;
+  rc = 0;
+done:
+  leak__stacks_unpin();
+  leak__free(copies);
+  leak__free(st.frame_buffer);
+  take_map_free(&st.stacks);
+  take_map_free(&st.filenames);
+  take_map_free(&st.frames);
+  leak_snapshot_free(st.s);
+  return rc;
+}
+
+/* The public entry point: the same as the internal one, with the argument checked. */
+int leak_snapshot_take(leak__snapshot **out) {
+  if (out == NULL) return LEAK_EINVAL;
+  return leak__snapshot_take(out);
+}

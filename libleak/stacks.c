@@ -1,0 +1,242 @@
+/* The stack table.  Read stacks.h first.
+ *
+ * Layout: every distinct stack is one allocation (a small header and its frames); `entries` maps an
+ * id to its entry (id 0, the empty stack, has none), and `index` is an open-addressing hash set of
+ * ids keyed by the entry's hash, so interning a stack costs one hash of the frames, usually one
+ * probe and one comparison of the frames.
+ *
+ * Rules: everything here may run inside an allocator hook, with or without the GIL: no Python API
+ * (Py_INCREF, a field increment, only when the caller says it holds the GIL), and memory only from
+ * leak__malloc, never from the hooked allocators.  Py_DECREF happens only in release_store, which
+ * runs with the GIL held and the lock released (a code object's deallocation frees memory through
+ * the hooked allocators, which take the lock). */
+#include "internal.h"
+#include "stacks.h"
+
+#include <malloc.h>
+#include <sched.h>
+#include <string.h>
+
+typedef struct stack_entry {
+  uint32_t hash;
+  uint16_t nframe;
+  uint8_t truncated;
+  leak__frame frames[];
+} stack_entry;
+
+/* The stored stacks.  A store can be detached from the global table in one step (under the lock)
+ * and released later (without it). */
+typedef struct leak__stack_store {
+  stack_entry **entries; /* id -> entry; entries[0] is NULL (the empty stack) */
+  size_t count;          /* ids in use, id 0 included once the store holds anything */
+  size_t entries_capacity;
+  uint32_t *index; /* hash set of ids, 0 = free slot; capacity a power of two */
+  size_t index_capacity;
+  size_t entry_bytes; /* real bytes of the entries themselves */
+} leak__stack_store;
+
+/* The table and its pin count, protected by table_lock. */
+static leak__stack_store table;
+static unsigned pins;
+
+/* The spinlock that protects `table`, `pins` and (borrowed by tracer.c) the trace table.  A spinlock
+ * rather than a mutex: it is taken on every traced allocation, held for a few hundred nanoseconds,
+ * and a store-release is the cheapest possible unlock; after a short spin it yields the CPU, so a
+ * long holder (a resize, a copy of a million traces) does not burn the other cores.  Not recursive:
+ * the hooks' reentrancy flag keeps a thread from taking it twice. */
+static int table_lock;
+
+/* A real-memory estimate for one block from the C allocator: its usable size plus the chunk header. */
+static size_t real_bytes(void *ptr) { return ptr ? malloc_usable_size(ptr) + sizeof(size_t) : 0; }
+
+/* Spins on the lock word, then yields; the lock holder never waits on anything but the C allocator. */
+void leak__stacks_lock(void) {
+  unsigned spins = 0;
+  for (;;) {
+    if (!__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE)) return;
+    while (__atomic_load_n(&table_lock, __ATOMIC_RELAXED)) {
+      if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        sched_yield();
+      }
+    }
+  }
+}
+
+void leak__stacks_unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
+
+/* After fork() only the forking thread exists in the child: whoever held the lock is gone, so the
+ * child starts with it free.  Called from the tracer's atfork child handler only. */
+void leak__stacks_lock_reset_after_fork(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELAXED); }
+
+/* Field by field, because leak__frame has padding that frames.c leaves uninitialised. */
+uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int truncated) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)nframe ^ ((uint64_t)truncated << 40);
+  for (int i = 0; i < nframe; i++) {
+    h = (h ^ (uint64_t)(uintptr_t)frames[i].code) * 0xFF51AFD7ED558CCDull;
+    h = (h ^ (uint64_t)(uint32_t)frames[i].lasti) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+  }
+  h ^= h >> 32;
+  return (uint32_t)h;
+}
+
+/* True when `entry` stores exactly this stack. */
+static int entry_equals(const stack_entry *entry, const leak__frame *frames, int nframe, int truncated,
+                        uint32_t hash) {
+  if (entry->hash != hash || entry->nframe != nframe || entry->truncated != truncated) return 0;
+  for (int i = 0; i < nframe; i++)
+    if (entry->frames[i].code != frames[i].code || entry->frames[i].lasti != frames[i].lasti) return 0;
+  return 1;
+}
+
+/* Rebuilds the index at `capacity` (a power of two); on failure the old index stays. */
+static int resize_index_unlocked(leak__stack_store *store, size_t capacity) {
+  uint32_t *index = leak__calloc(capacity, sizeof(uint32_t));
+  if (index == NULL) return LEAK_ENOMEM;
+  size_t mask = capacity - 1;
+  for (size_t id = 1; id < store->count; id++) {
+    size_t slot = store->entries[id]->hash & mask;
+    while (index[slot] != 0) slot = (slot + 1) & mask;
+    index[slot] = (uint32_t)id;
+  }
+  leak__free(store->index);
+  store->index = index;
+  store->index_capacity = capacity;
+  return 0;
+}
+
+/* Makes room for one more id in `entries` and keeps the index at most half full. */
+static int reserve_one_unlocked(leak__stack_store *store) {
+  if (store->count >= UINT32_MAX - 1) return LEAK_ENOMEM;
+  if (store->count + 1 > store->entries_capacity) {
+    size_t capacity = store->entries_capacity ? store->entries_capacity * 2 : 256;
+    stack_entry **entries = leak__realloc(store->entries, capacity * sizeof(*entries));
+    if (entries == NULL) return LEAK_ENOMEM;
+    if (store->count == 0) {
+      entries[0] = NULL;
+      store->count = 1;
+    }
+    store->entries = entries;
+    store->entries_capacity = capacity;
+  }
+  if ((store->count + 1) * 2 > store->index_capacity) {
+    int rc = resize_index_unlocked(store, store->index_capacity ? store->index_capacity * 2 : 512);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nframe, int truncated, uint32_t hash,
+                                            int may_reference) {
+  if (nframe <= 0) return LEAK_STACK_EMPTY;
+  leak__stack_store *store = &table;
+  if (store->index_capacity) {
+    size_t mask = store->index_capacity - 1;
+    for (size_t slot = hash & mask; store->index[slot] != 0; slot = (slot + 1) & mask) {
+      uint32_t id = store->index[slot];
+      if (entry_equals(store->entries[id], frames, nframe, truncated, hash)) return id;
+    }
+  }
+  /* Unknown: only a thread holding the GIL may store it, because storing takes references. */
+  if (!may_reference) return LEAK_STACK_EMPTY;
+  if (reserve_one_unlocked(store) < 0) return LEAK_STACK_NONE;
+  stack_entry *entry = leak__malloc(sizeof(stack_entry) + (size_t)nframe * sizeof(leak__frame));
+  if (entry == NULL) return LEAK_STACK_NONE;
+  entry->hash = hash;
+  entry->nframe = (uint16_t)nframe;
+  entry->truncated = (uint8_t)(truncated != 0);
+  for (int i = 0; i < nframe; i++) {
+    entry->frames[i].code = frames[i].code;
+    entry->frames[i].lasti = frames[i].lasti;
+    Py_INCREF(frames[i].code);
+  }
+  uint32_t id = (uint32_t)store->count++;
+  store->entries[id] = entry;
+  store->entry_bytes += real_bytes(entry);
+  size_t mask = store->index_capacity - 1;
+  size_t slot = hash & mask;
+  while (store->index[slot] != 0) slot = (slot + 1) & mask;
+  store->index[slot] = id;
+  return id;
+}
+
+int leak__stacks_lookup(leak__stack_id id, const leak__frame **frames, int *nframe, int *truncated) {
+  if (id == LEAK_STACK_EMPTY) {
+    *frames = NULL;
+    *nframe = 0;
+    *truncated = 0;
+    return 0;
+  }
+  leak__stacks_lock();
+  stack_entry *entry = id < table.count ? table.entries[id] : NULL;
+  leak__stacks_unlock();
+  if (entry == NULL) return LEAK_ENOENT;
+  *frames = entry->frames;
+  *nframe = entry->nframe;
+  *truncated = entry->truncated;
+  return 0;
+}
+
+void leak__stacks_pin_unlocked(void) { pins++; }
+
+void leak__stacks_pin(void) {
+  leak__stacks_lock();
+  pins++;
+  leak__stacks_unlock();
+}
+
+void leak__stacks_unpin(void) {
+  leak__stacks_lock();
+  if (pins > 0) pins--;
+  leak__stacks_unlock();
+}
+
+leak__stack_store *leak__stacks_detach_unlocked(void) {
+  if (pins > 0 || table.count == 0) return NULL;
+  leak__stack_store *store = leak__malloc(sizeof(*store));
+  if (store == NULL) return NULL; /* keep the stacks: a later clear will try again */
+  *store = table;
+  memset(&table, 0, sizeof(table));
+  return store;
+}
+
+void leak__stacks_release(leak__stack_store *store) {
+  if (store == NULL) return;
+  for (size_t id = 1; id < store->count; id++) {
+    stack_entry *entry = store->entries[id];
+    for (int i = 0; i < entry->nframe; i++) Py_DECREF(entry->frames[i].code);
+    leak__free(entry);
+  }
+  leak__free(store->entries);
+  leak__free(store->index);
+  leak__free(store);
+}
+
+void leak__stacks_clear(void) {
+  leak__stacks_lock();
+  leak__stack_store *store = leak__stacks_detach_unlocked();
+  leak__stacks_unlock();
+  leak__stacks_release(store);
+}
+
+size_t leak__stacks_count(void) {
+  leak__stacks_lock();
+  size_t count = table.count ? table.count - 1 : 0;
+  leak__stacks_unlock();
+  return count;
+}
+
+size_t leak__stacks_memory_unlocked(void) {
+  return table.entry_bytes + real_bytes(table.entries) + real_bytes(table.index);
+}
+
+size_t leak__stacks_memory(void) {
+  leak__stacks_lock();
+  size_t bytes = leak__stacks_memory_unlocked();
+  leak__stacks_unlock();
+  return bytes;
+}

@@ -1,0 +1,691 @@
+/* The allocation tracer: allocator hooks, live traces, counters, domains, fork.
+ *
+ * How it works.  leak_tracer_start wraps CPython's three allocator domains (RAW, MEM, OBJ) with
+ * hooks that call the allocator found before (saved in `domains[].inner`) and then record the new
+ * block: its size and the stack id of the calling thread's innermost `nframe` frames (read with the
+ * frame reader, interned in the stack table).  The free hook drops the trace; realloc moves it.
+ * Traces live in the compact table of traces.c; everything the tracer keeps comes from leak__malloc,
+ * never from the hooked allocators, and no hook calls the Python API.
+ *
+ * Locking.  One spinlock (stacks.c's, leak__stacks_lock) protects the stack table, the trace table,
+ * the counters and the domain list.  The RAW hooks run without the GIL, so the GIL protects nothing
+ * here.  The lock is never held across a call into an allocator of Python's, nor across Py_DECREF.
+ * The free path never takes the GIL (CPython frees thread states without it).
+ *
+ * Reentrancy.  A thread-local flag is set while a hook runs: allocations nested inside it (pymalloc
+ * asking the RAW domain for a large block, the hook of another tool under ours) go straight to the
+ * allocator below, so a block is traced once, by the outermost domain, and is never counted twice.
+ *
+ * Code-object lifetime and the GIL.  A stack entry holds a strong reference to its code objects,
+ * taken when the stack is first interned; taking it needs the GIL.  MEM and OBJ allocations are made
+ * with the GIL held (CPython's rule).  RAW allocations may not be: for those the hook asks
+ * PyGILState_Check().  With the GIL, as any other.  Without it, the thread's frames are still read
+ * (its stack cannot change while it does not hold the GIL, and the frames keep their code objects
+ * alive), but the stack is only LOOKED UP: if the very same stack is already in the table, every one
+ * of its code objects is already held by that entry and the trace gets its id; otherwise the trace
+ * gets the empty stack (id 0).  No refcount is ever touched without the GIL.  References are
+ * released (clear, stop) with the GIL held and the lock released.
+ *
+ * Sampled mode.  Each thread counts bytes down (sampling.c); only the allocation that crosses zero
+ * takes the lock.  Sampled blocks are kept in the same table so free can drop them; to keep the
+ * free of an unsampled block cheap, a small array of saturating counters indexed by a hash of the
+ * address (`maybe_sampled`) says "certainly not traced" without the lock for nearly every free.
+ *
+ * Domains.  leak_track/leak_untrack trace any allocator's blocks under a domain number; domain 0 is
+ * Python's heap, where the hooks record.  What CPython lets libleak see: extensions that report their
+ * own buffers call PyTraceMalloc_Track/Untrack, which on 3.8 - 3.13 go to tracemalloc only and return
+ * -2 unless tracemalloc itself is tracing; libleak cannot receive those calls (they are not routed
+ * through any hook), so such buffers are NOT seen unless the extension (or its host) calls leak_track.
+ * Their memory is not double counted either: those buffers come from malloc or from the RAW domain
+ * with the reentrancy rule above, so only the outermost allocation is traced.
+ *
+ * Other tools.  Our hooks chain to whatever was installed before (tracemalloc, a debug allocator).
+ * stop puts the old allocators back only where our hook is still on top: a tool that wrapped ours
+ * later (tracemalloc started after us) keeps working, and our hook stays below it, pass-through.
+ *
+ * Object allocation site.  leak__tracer_object_stack finds the trace of the object's memory block
+ * (frames.c knows where the block starts on each version).  On 3.13+ objects handed out again from a
+ * freelist do not go through the allocator, so a reference tracer (PyRefTracer_SetTracer, chained to
+ * the one found before and restored at stop) re-records the site of a traced block when an object is
+ * created in it, as tracemalloc does.
+ *
+ * fork.  pthread_atfork: prepare takes the lock (so no other thread is mid-update when the address
+ * space is copied), parent releases it; the child resets it (its holder does not exist there), drops
+ * the parent's traces (their memory is shared copy-on-write and the counters are per process) and,
+ * by the fork_mode option, keeps tracing with empty tables or stops (the hooks stay installed but
+ * pass-through: the child cannot safely call PyMem_SetAllocator before CPython's own after-fork
+ * code has run).  The stack table is kept: its references are valid in the child. */
+#include "internal.h"
+#include "tracer.h"
+#include "stacks.h"
+#include "traces.h"
+#include "sampling.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* One hooked domain: the allocator found before and whether its callers may lack the GIL.  Written by
+ * start (GIL held, hooks not installed), read by the hooks through their ctx pointer. */
+typedef struct hooked_domain {
+  PyMemAllocatorEx inner;
+  int raw;
+} hooked_domain;
+static hooked_domain domains[3];
+static const PyMemAllocatorDomain domain_ids[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+
+/* Whether our hooks are installed, per domain and in any domain: changed by start/stop with the GIL
+ * held.  A hook stays installed after stop when another tool wrapped it meanwhile (see
+ * uninstall_hooks); it is then pass-through. */
+static int domain_hooked[3];
+static int hooks_installed;
+/* Whether blocks are being traced: read by the hooks without the lock (relaxed; a stale read only
+ * costs a wasted lock), written under the lock, re-checked under the lock before any insert. */
+static int tracing;
+/* The options of the current or last start: written by start (GIL held, not tracing), read by the
+ * hooks. */
+static leak_tracer_options options = LEAK_TRACER_OPTIONS_INIT;
+
+/* Protected by the lock (leak__stacks_lock): the traces, the traced-memory counters and the list of
+ * domain numbers (domain index i + 1 -> domain_numbers[i]; index 0 is domain 0). */
+static leak__trace_table traces;
+static size_t traced_current, traced_peak;
+#define MAX_DOMAINS 1024
+static unsigned domain_numbers[MAX_DOMAINS];
+static unsigned domain_count;
+
+/* Traces dropped for want of memory since start: atomics, counted by hooks with or without the lock. */
+static uint64_t dropped;
+
+/* Sampled mode's "maybe traced" filter: saturating counters indexed by address bits, updated under
+ * the lock, and a bitmap of the non-zero counters that the free hook reads without the lock (a
+ * relaxed read is enough: the thread that frees a block got it through some synchronisation after
+ * the allocation that counted it here).  The bitmap is 1 KiB and indexed by the address itself (16
+ * bytes a bit, wrapping every 128 KiB), not by a hash: frees of neighbouring blocks read the same
+ * cache line, which stays in the L1 cache.  With L sampled blocks alive, a free takes the lock
+ * needlessly with probability about L/8192. */
+#define FILTER_BITS 13
+static uint8_t sampled_counts[1u << FILTER_BITS];
+static uint64_t maybe_sampled[(1u << FILTER_BITS) / 64];
+
+/* Hook reentrancy flag (see the top comment) and the last block this thread traced (the 3.13 ref
+ * tracer skips re-recording a block that was just recorded).  Thread-local: no lock. */
+static __thread int in_hook LEAK_TLS_FAST;
+static __thread uintptr_t last_traced_block LEAK_TLS_FAST;
+
+/* fork: set by prepare when it took the lock, for parent/child to release it.  Only the forking
+ * thread touches it, between its own prepare and parent/child handlers. */
+static int fork_locked;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* The reference tracer found at start (3.13+ has one slot for it); GIL held. */
+static PyRefTracer previous_ref_tracer;
+static void *previous_ref_tracer_data;
+static int ref_tracer_installed;
+#endif
+
+/* ---- Small helpers (lock held where the name says _unlocked) -------------------------------- */
+
+static inline size_t filter_slot(uint64_t key) { return (size_t)((key >> 4) & ((1u << FILTER_BITS) - 1)); }
+
+/* Bytes a trace adds to the traced-memory counters: the size, or its unbiased estimate when sampled. */
+static size_t counted_bytes(uint64_t size) {
+  if (options.sample_bytes <= 0) return (size_t)size;
+  return (size_t)((double)size * leak__sampling_weight(size) + 0.5);
+}
+
+/* Counts a new trace in the traced-memory counters (and the peak) and in the sampled-mode filter. */
+static void count_added_unlocked(uint64_t key, uint64_t size) {
+  traced_current += counted_bytes(size);
+  if (traced_current > traced_peak) traced_peak = traced_current;
+  if (options.sample_bytes > 0) {
+    size_t slot = filter_slot(key);
+    if (sampled_counts[slot] != UINT8_MAX) sampled_counts[slot]++;
+    __atomic_fetch_or(&maybe_sampled[slot / 64], 1ull << (slot % 64), __ATOMIC_RELAXED);
+  }
+}
+
+/* Undoes count_added_unlocked.  A saturated filter counter stays saturated: it may have been counted
+ * more times than it can say, so it can never prove a block untraced again. */
+static void count_removed_unlocked(uint64_t key, uint64_t size) {
+  size_t bytes = counted_bytes(size);
+  traced_current = traced_current >= bytes ? traced_current - bytes : 0;
+  if (options.sample_bytes > 0) {
+    size_t slot = filter_slot(key);
+    if (sampled_counts[slot] != UINT8_MAX && sampled_counts[slot] != 0 && --sampled_counts[slot] == 0)
+      __atomic_fetch_and(&maybe_sampled[slot / 64], ~(1ull << (slot % 64)), __ATOMIC_RELAXED);
+  }
+}
+
+/* True when `key` may have a trace; false only when it certainly has none. */
+static inline int may_be_traced(uint64_t key) {
+  if (options.sample_bytes <= 0) return 1;
+  size_t slot = filter_slot(key);
+  return (__atomic_load_n(&maybe_sampled[slot / 64], __ATOMIC_RELAXED) >> (slot % 64)) & 1;
+}
+
+/* A trace the tracer could not store (memory ran out, or an address it cannot key). */
+static void count_dropped(void) { __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED); }
+
+/* The domain index of `domain` (adding it when `add`), or -1. */
+static int domain_index_unlocked(unsigned domain, int add) {
+  if (domain == 0) return 0;
+  for (unsigned i = 0; i < domain_count; i++)
+    if (domain_numbers[i] == domain) return (int)i + 1;
+  if (!add || domain_count == MAX_DOMAINS) return -1;
+  domain_numbers[domain_count++] = domain;
+  return (int)domain_count;
+}
+
+/* Stores a trace, with the counters; the lock is held and tracing was re-checked. */
+static int put_trace_unlocked(uint64_t key, leak__stack_id stack, uint64_t size) {
+  uint64_t replaced = 0;
+  int rc = leak__traces_put(&traces, key, stack, size, &replaced);
+  if (rc < 0) return rc;
+  if (rc == 1) count_removed_unlocked(key, replaced);
+  count_added_unlocked(key, size);
+  return 0;
+}
+
+/* A stack captured outside the lock: the frames, how many, and their hash. */
+typedef struct captured_stack {
+  int nframe;
+  int truncated;
+  int may_reference;
+  uint32_t hash;
+} captured_stack;
+
+/* Reads at most nframe + 1 frames of the calling thread (the extra one only says whether the stack
+ * was deeper) and hashes them.  `frames` has room for LEAK options.nframe + 1 frames.
+ * Hot path: no lock, no malloc, no Python API (PyGILState_Check reads thread-specific storage). */
+static void capture_stack(leak__frame *frames, int nframe, int raw, captured_stack *out) {
+  PyThreadState *tstate = leak__frames_this_thread();
+  int n = leak__frames_read(tstate, frames, nframe + 1);
+  out->truncated = n > nframe;
+  out->nframe = n > nframe ? nframe : n;
+  out->may_reference = raw ? PyGILState_Check() : 1;
+  out->hash = leak__stacks_hash(frames, out->nframe, out->truncated);
+}
+
+/* Records a new block of domain 0 (in sampled mode: a block that was sampled).  Hot path (allocator
+ * hooks): no malloc but leak__malloc, no Python API, the lock for the insert only. */
+static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t size) {
+  uintptr_t address = (uintptr_t)ptr;
+  if (LEAK_UNLIKELY(address >> LEAK_TRACE_PTR_BITS)) {
+    count_dropped();
+    return;
+  }
+  int nframe = options.nframe;
+  leak__frame frames[nframe + 1];
+  captured_stack stack;
+  capture_stack(frames, nframe, raw, &stack);
+  uint64_t key = LEAK_TRACE_KEY(0, address);
+  leak__stacks_lock();
+  if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+    leak__stack_id id =
+        leak__stacks_intern_unlocked(frames, stack.nframe, stack.truncated, stack.hash, stack.may_reference);
+    if (id == LEAK_STACK_NONE || put_trace_unlocked(key, id, size) < 0) count_dropped();
+  }
+  leak__stacks_unlock();
+  last_traced_block = address;
+}
+
+/* True when a new block of `size` bytes is to be traced: always in exact mode, when the countdown is
+ * crossed in sampled mode.  Inline: the whole cost of an unsampled allocation. */
+static inline int should_trace(size_t size) {
+  return options.sample_bytes <= 0 || leak__sampling_take(size);
+}
+
+/* Forgets the trace of a domain-0 block; returns 1 with its size and stack when there was one.
+ * Hot path: in sampled mode, callers check may_be_traced first, without the lock. */
+static __attribute__((noinline)) int untrace_block(void *ptr, uint64_t *size, uint32_t *stack) {
+  uint64_t key = LEAK_TRACE_KEY(0, (uintptr_t)ptr);
+  int found = 0;
+  uint64_t old_size = 0;
+  leak__stacks_lock();
+  if (leak__traces_remove(&traces, key, &old_size, stack)) {
+    count_removed_unlocked(key, old_size);
+    found = 1;
+  }
+  leak__stacks_unlock();
+  if (size) *size = old_size;
+  return found;
+}
+
+/* ---- The hooks ------------------------------------------------------------------------------
+ * Rules for every hook: may run without the GIL (RAW) and on any thread; no Python API (apart from
+ * PyGILState_Check and Py_INCREF as described at the top); no allocation except leak__malloc; one
+ * spinlock, never held while calling the allocator below. */
+
+/* What a new allocation needs: to go straight to the allocator below, to be traced (sampling said
+ * yes, or exact mode), or a sampling decision after the allocator below ran (with in_hook set).
+ *
+ * In sampled mode an unsampled allocation goes straight (a tail call) without touching in_hook when
+ * nothing below calls back into our hooks: the RAW domain, and MEM/OBJ requests that pymalloc serves
+ * from its pools (up to 512 bytes, its small-request threshold on 3.8 - 3.13).  Bigger MEM/OBJ
+ * requests are decided after the call, with in_hook set, because pymalloc passes them to the RAW
+ * domain, which must not count the same bytes down a second time.  This is the whole cost of an
+ * unsampled allocation: a few loads, a subtraction and a branch. */
+#define POOL_REQUEST_MAX 512
+enum { ALLOC_STRAIGHT, ALLOC_TRACE, ALLOC_DECIDE_AFTER };
+static inline int allocation_plan(const hooked_domain *domain, size_t size) {
+  if (in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return ALLOC_STRAIGHT;
+  if (options.sample_bytes <= 0) return ALLOC_TRACE;
+  if (!domain->raw && size > POOL_REQUEST_MAX) return ALLOC_DECIDE_AFTER;
+  return leak__sampling_take(size) ? ALLOC_TRACE : ALLOC_STRAIGHT;
+}
+
+/* The slow paths live in their own functions so that the fast paths need no stack frame. */
+static __attribute__((noinline)) void *traced_malloc(hooked_domain *domain, size_t size, int plan) {
+  in_hook = 1;
+  void *ptr = domain->inner.malloc(domain->inner.ctx, size);
+  if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && (plan == ALLOC_TRACE || should_trace(size)))
+    trace_block(domain->raw, ptr, size);
+  in_hook = 0;
+  return ptr;
+}
+
+/* PyMem_SetAllocator's malloc for every domain; `ctx` is the hooked_domain. */
+static void *hook_malloc(void *ctx, size_t size) {
+  hooked_domain *domain = ctx;
+  int plan = allocation_plan(domain, size);
+  if (LEAK_LIKELY(plan == ALLOC_STRAIGHT)) return domain->inner.malloc(domain->inner.ctx, size);
+  return traced_malloc(domain, size, plan);
+}
+
+/* The part of hook_calloc that traces (see traced_malloc). */
+static __attribute__((noinline)) void *traced_calloc(hooked_domain *domain, size_t count, size_t size, int plan) {
+  size_t bytes = count * size;
+  in_hook = 1;
+  void *ptr = domain->inner.calloc(domain->inner.ctx, count, size);
+  if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && (plan == ALLOC_TRACE || should_trace(bytes)))
+    trace_block(domain->raw, ptr, bytes);
+  in_hook = 0;
+  return ptr;
+}
+
+/* calloc: as malloc, for count * size bytes. */
+static void *hook_calloc(void *ctx, size_t count, size_t size) {
+  hooked_domain *domain = ctx;
+  size_t bytes = count * size; /* an overflow makes the allocator below fail: nothing is traced then */
+  int plan = allocation_plan(domain, bytes);
+  if (LEAK_LIKELY(plan == ALLOC_STRAIGHT)) return domain->inner.calloc(domain->inner.ctx, count, size);
+  return traced_calloc(domain, count, size, plan);
+}
+
+/* The old trace is removed BEFORE the block is resized: once realloc has freed the old address,
+ * another thread may get it and trace it, and that trace must not be the one removed.  If realloc
+ * fails, the old block is still ours and its trace goes back. */
+static void *hook_realloc(void *ctx, void *ptr, size_t size) {
+  hooked_domain *domain = ctx;
+  if (in_hook) return domain->inner.realloc(domain->inner.ctx, ptr, size);
+  in_hook = 1;
+  uint64_t old_size = 0;
+  uint32_t old_stack = 0;
+  int had_trace = 0;
+  if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)))
+    had_trace = untrace_block(ptr, &old_size, &old_stack);
+  void *moved = domain->inner.realloc(domain->inner.ctx, ptr, size);
+  if (moved == NULL) {
+    if (had_trace) {
+      leak__stacks_lock();
+      if (__atomic_load_n(&tracing, __ATOMIC_RELAXED) &&
+          put_trace_unlocked(LEAK_TRACE_KEY(0, (uintptr_t)ptr), old_stack, old_size) < 0)
+        count_dropped();
+      leak__stacks_unlock();
+    }
+  } else if (__atomic_load_n(&tracing, __ATOMIC_RELAXED) && should_trace(size)) {
+    trace_block(domain->raw, moved, size);
+  }
+  in_hook = 0;
+  return moved;
+}
+
+/* The trace goes before the block: once freed, the address may be handed out and traced again.
+ * Nested frees (in_hook) are left alone: the outer hook already dropped the trace. */
+/* The free of a block that may be traced: drop the trace first, with in_hook set so that the
+ * allocator below does not look again for the blocks it frees inside. */
+static __attribute__((noinline)) void traced_free(hooked_domain *domain, void *ptr) {
+  in_hook = 1;
+  untrace_block(ptr, NULL, NULL);
+  domain->inner.free(domain->inner.ctx, ptr);
+  in_hook = 0;
+}
+
+static void hook_free(void *ctx, void *ptr) {
+  hooked_domain *domain = ctx;
+  if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)) &&
+      !in_hook)
+    traced_free(domain, ptr);
+  else
+    domain->inner.free(domain->inner.ctx, ptr);
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13+: an object was created (possibly in a block reused from a freelist, which the allocator
+ * never saw): give its block the current stack if the block is traced, as tracemalloc does; then
+ * let the previous tracer run.  Called with the GIL held; same rules as the hooks. */
+static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
+  (void)data;
+  if (event == PyRefTracer_CREATE && !in_hook && __atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+    uintptr_t block = leak__object_block_address(obj);
+    uint64_t key = LEAK_TRACE_KEY(0, block);
+    if (block != last_traced_block && may_be_traced(key)) {
+      in_hook = 1;
+      int nframe = options.nframe;
+      leak__frame frames[nframe + 1];
+      captured_stack stack;
+      capture_stack(frames, nframe, 0, &stack);
+      leak__stacks_lock();
+      leak__trace *trace = leak__traces_find(&traces, key);
+      if (trace != NULL) {
+        leak__stack_id id = leak__stacks_intern_unlocked(frames, stack.nframe, stack.truncated, stack.hash, 1);
+        if (id != LEAK_STACK_NONE) trace->stack = id;
+      }
+      leak__stacks_unlock();
+      in_hook = 0;
+    }
+  }
+  if (previous_ref_tracer != NULL) return previous_ref_tracer(obj, event, previous_ref_tracer_data);
+  return 0;
+}
+#endif
+
+/* ---- fork ------------------------------------------------------------------------------------ */
+
+/* The forking thread must not trace while it holds the lock (an atfork handler of someone else could
+ * allocate), hence in_hook. */
+static void atfork_prepare(void) {
+  if (!hooks_installed) return;
+  in_hook = 1;
+  leak__stacks_lock();
+  fork_locked = 1;
+}
+
+/* In the parent: what prepare took is released; tracing goes on. */
+static void atfork_parent(void) {
+  if (!fork_locked) return;
+  fork_locked = 0;
+  leak__stacks_unlock();
+  in_hook = 0;
+}
+
+/* Only the forking thread exists here; everything runs before CPython's own after-fork code, so no
+ * Python API at all.  leak__free is the C library's free, which glibc makes safe in a fork child. */
+static void atfork_child(void) {
+  if (!fork_locked) return;
+  fork_locked = 0;
+  leak__stacks_lock_reset_after_fork();
+  leak__traces_reset(&traces);
+  traced_current = traced_peak = 0;
+  domain_count = 0;
+  memset(maybe_sampled, 0, sizeof(maybe_sampled));
+  memset(sampled_counts, 0, sizeof(sampled_counts));
+  __atomic_store_n(&dropped, 0, __ATOMIC_RELAXED);
+  if (options.fork_mode == LEAK_TRACER_FORK_STOP) __atomic_store_n(&tracing, 0, __ATOMIC_RELAXED);
+  in_hook = 0;
+}
+
+/* Once per process (pthread_once): the handlers are no-ops while the hooks are not installed. */
+static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
+/* ---- The C API ------------------------------------------------------------------------------- */
+
+/* Installs the hooks on the domains that do not have them yet, each chained to the allocator found
+ * there. */
+static void install_hooks(void) {
+  for (int i = 0; i < 3; i++) {
+    if (domain_hooked[i]) continue;
+    PyMem_GetAllocator(domain_ids[i], &domains[i].inner);
+    domains[i].raw = domain_ids[i] == PYMEM_DOMAIN_RAW;
+    PyMemAllocatorEx hook = {&domains[i], hook_malloc, hook_calloc, hook_realloc, hook_free};
+    PyMem_SetAllocator(domain_ids[i], &hook);
+    domain_hooked[i] = 1;
+  }
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!ref_tracer_installed) {
+    previous_ref_tracer = PyRefTracer_GetTracer(&previous_ref_tracer_data);
+    if (PyRefTracer_SetTracer(ref_tracer, NULL) == 0) ref_tracer_installed = 1;
+  }
+#endif
+  hooks_installed = 1;
+}
+
+/* Puts back what install_hooks found, where our hook is still on top.  Where another tool (say
+ * tracemalloc) wrapped ours meanwhile, restoring would silently unhook it too, so our hook stays,
+ * pass-through while not tracing, and the next start reuses it. */
+static void uninstall_hooks(void) {
+  int left = 0;
+  for (int i = 0; i < 3; i++) {
+    if (!domain_hooked[i]) continue;
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(domain_ids[i], &current);
+    if (current.malloc == hook_malloc && current.ctx == &domains[i]) {
+      PyMem_SetAllocator(domain_ids[i], &domains[i].inner);
+      domain_hooked[i] = 0;
+    } else {
+      left = 1;
+    }
+  }
+#if PY_VERSION_HEX >= 0x030D0000
+  if (ref_tracer_installed) {
+    void *data;
+    if (PyRefTracer_GetTracer(&data) == ref_tracer) {
+      PyRefTracer_SetTracer(previous_ref_tracer, previous_ref_tracer_data);
+      ref_tracer_installed = 0;
+      previous_ref_tracer = NULL;
+    } else {
+      left = 1;
+    }
+  }
+#endif
+  hooks_installed = left;
+}
+
+/* Empties the traces (and the stacks unless a snapshot pins them) in one step; what was detached is
+ * freed after the lock is released, because dropping code objects runs Python's deallocators. */
+static void clear_tables(int stop) {
+  leak__trace_table old_traces;
+  leak__stacks_lock();
+  if (stop) __atomic_store_n(&tracing, 0, __ATOMIC_RELAXED);
+  old_traces = traces;
+  memset(&traces, 0, sizeof(traces));
+  traced_current = traced_peak = 0;
+  domain_count = 0;
+  memset(maybe_sampled, 0, sizeof(maybe_sampled));
+  memset(sampled_counts, 0, sizeof(sampled_counts));
+  leak__stack_store *old_stacks = leak__stacks_detach_unlocked();
+  leak__stacks_unlock();
+  leak__traces_reset(&old_traces);
+  leak__stacks_release(old_stacks);
+}
+
+/* Validates everything before touching anything, so a refused start leaves the tracer as it was. */
+int leak_tracer_start(const leak_tracer_options *requested) {
+  leak_tracer_options wanted = LEAK_TRACER_OPTIONS_INIT;
+  if (requested != NULL) wanted = *requested;
+  if (wanted.nframe < 1 || wanted.nframe > LEAK_TRACER_MAX_NFRAME) return LEAK_EINVAL;
+  if (wanted.sample_bytes < 0) return LEAK_EINVAL;
+  if (wanted.fork_mode != LEAK_TRACER_FORK_CONTINUE && wanted.fork_mode != LEAK_TRACER_FORK_STOP)
+    return LEAK_EINVAL;
+  if (!Py_IsInitialized()) return LEAK_ENOPYTHON;
+  if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return LEAK_EBUSY;
+  /* A stopped fork child may still have its hooks (pass-through) and stale traces. */
+  clear_tables(0);
+  leak__stacks_lock();
+  int rc = leak__traces_reserve(&traces, 1);
+  leak__stacks_unlock();
+  if (rc < 0) return rc;
+  options = wanted;
+  if (options.sample_bytes > 0) leak__sampling_configure(options.sample_bytes, options.seed);
+  __atomic_store_n(&dropped, 0, __ATOMIC_RELAXED);
+  pthread_once(&atfork_once, register_atfork);
+  install_hooks();
+  __atomic_store_n(&tracing, 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* Tracing off first (the hooks turn pass-through), then unhook, then free: a hook still running on
+ * another thread finds `tracing` clear under the lock and stores nothing. */
+int leak_tracer_stop(void) {
+  if (!hooks_installed && !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return 0;
+  __atomic_store_n(&tracing, 0, __ATOMIC_RELEASE);
+  if (hooks_installed) uninstall_hooks();
+  clear_tables(1);
+  return 0;
+}
+
+int leak_tracer_is_tracing(void) { return __atomic_load_n(&tracing, __ATOMIC_RELAXED) != 0; }
+
+int leak_tracer_clear(void) {
+  clear_tables(0);
+  return 0;
+}
+
+int leak_tracer_traceback_limit(void) { return options.nframe; }
+
+int leak_tracer_get_options(leak_tracer_options *out) {
+  if (out == NULL) return LEAK_EINVAL;
+  *out = options;
+  return 0;
+}
+
+int leak_tracer_traced_memory(size_t *current, size_t *peak) {
+  leak__stacks_lock();
+  if (current) *current = traced_current;
+  if (peak) *peak = traced_peak;
+  leak__stacks_unlock();
+  return 0;
+}
+
+int leak_tracer_reset_peak(void) {
+  leak__stacks_lock();
+  traced_peak = traced_current;
+  leak__stacks_unlock();
+  return 0;
+}
+
+int leak_tracer_memory(size_t *bytes) {
+  if (bytes == NULL) return LEAK_EINVAL;
+  leak__stacks_lock();
+  size_t total = leak__traces_memory(&traces) + leak__stacks_memory_unlocked();
+  leak__stacks_unlock();
+  if (options.sample_bytes > 0) total += sizeof(maybe_sampled) + sizeof(sampled_counts);
+  *bytes = total + sizeof(domain_numbers);
+  return 0;
+}
+
+int leak_tracer_dropped(uint64_t *count) {
+  if (count == NULL) return LEAK_EINVAL;
+  *count = __atomic_load_n(&dropped, __ATOMIC_RELAXED);
+  return 0;
+}
+
+/* Safe with or without the GIL: the stack is interned only with it, as in the RAW hook. */
+int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
+  if (ptr == 0 || (ptr >> LEAK_TRACE_PTR_BITS) != 0) return LEAK_EINVAL;
+  if (!__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return LEAK_ENOTSTARTED;
+  if (options.sample_bytes > 0 && !leak__sampling_take(size)) {
+    /* Not sampled this time: an older trace of the same block must not survive. */
+    leak_untrack(domain, ptr);
+    return 0;
+  }
+  int nframe = options.nframe;
+  leak__frame frames[nframe + 1];
+  captured_stack stack;
+  capture_stack(frames, nframe, 1, &stack);
+  int rc = 0;
+  leak__stacks_lock();
+  int index = domain_index_unlocked(domain, 1);
+  if (!__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+    rc = LEAK_ENOTSTARTED;
+  } else if (index < 0) {
+    rc = LEAK_ENOMEM;
+  } else {
+    leak__stack_id id =
+        leak__stacks_intern_unlocked(frames, stack.nframe, stack.truncated, stack.hash, stack.may_reference);
+    rc = id == LEAK_STACK_NONE ? LEAK_ENOMEM : put_trace_unlocked(LEAK_TRACE_KEY(index, ptr), id, size);
+  }
+  leak__stacks_unlock();
+  if (rc == LEAK_ENOMEM) count_dropped();
+  return rc;
+}
+
+int leak_untrack(unsigned domain, uintptr_t ptr) {
+  if (!__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return LEAK_ENOTSTARTED;
+  if ((ptr >> LEAK_TRACE_PTR_BITS) != 0) return 0;
+  leak__stacks_lock();
+  int index = domain_index_unlocked(domain, 0);
+  uint64_t size;
+  if (index >= 0) {
+    uint64_t key = LEAK_TRACE_KEY(index, ptr);
+    if (leak__traces_remove(&traces, key, &size, NULL)) count_removed_unlocked(key, size);
+  }
+  leak__stacks_unlock();
+  return 0;
+}
+
+/* ---- For the snapshot code ------------------------------------------------------------------- */
+
+/* One pass over the table under the lock: the copy is a consistent picture of one instant, and its
+ * stacks are pinned in the same critical section so no clear can free them in between. */
+int leak__tracer_copy_traces(leak__trace_copy **out, size_t *count) {
+  *out = NULL;
+  *count = 0;
+  leak__stacks_lock();
+  size_t n = traces.count;
+  leak__trace_copy *copy = NULL;
+  if (n > 0) {
+    copy = leak__malloc(n * sizeof(*copy));
+    if (copy == NULL) {
+      leak__stacks_unlock();
+      return LEAK_ENOMEM;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < traces.capacity; i++) {
+      const leak__trace *trace = &traces.slots[i];
+      if (trace->key == 0) continue;
+      unsigned index = LEAK_TRACE_KEY_DOMAIN_INDEX(trace->key);
+      copy[j].ptr = LEAK_TRACE_KEY_PTR(trace->key);
+      copy[j].size = leak__traces_size(&traces, trace);
+      copy[j].weight = leak__tracer_weight(copy[j].size);
+      copy[j].stack = trace->stack;
+      copy[j].domain = index == 0 ? 0 : domain_numbers[index - 1];
+      j++;
+    }
+  }
+  /* pinned inside the same critical section, so no clear can come between the copy and the pin */
+  leak__stacks_pin_unlocked();
+  leak__stacks_unlock();
+  *out = copy;
+  *count = n;
+  return 0;
+}
+
+/* The object's block is found by its start address (frames.c knows the headers of each version). */
+int leak__tracer_object_stack(PyObject *obj, leak__stack_id *out) {
+  if (obj == NULL || out == NULL) return LEAK_EINVAL;
+  uint64_t key = LEAK_TRACE_KEY(0, leak__object_block_address(obj));
+  int rc = LEAK_ENOENT;
+  leak__stacks_lock();
+  const leak__trace *trace = leak__traces_find(&traces, key);
+  if (trace != NULL) {
+    *out = trace->stack;
+    rc = 0;
+  }
+  leak__stacks_unlock();
+  return rc;
+}
+
+/* In sampled mode the weight depends only on the size (and R), so traces need not store it. */
+double leak__tracer_weight(uint64_t size) {
+  return options.sample_bytes > 0 ? leak__sampling_weight(size) : 1.0;
+}
+
+/* Under the lock: the count is a size_t that concurrent hooks update. */
+size_t leak__tracer_trace_count(void) {
+  leak__stacks_lock();
+  size_t n = traces.count;
+  leak__stacks_unlock();
+  return n;
+}

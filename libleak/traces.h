@@ -1,0 +1,68 @@
+/* The live-trace table: block address -> (size, stack id), 16 bytes a slot.
+ *
+ * A compact open-addressing table (linear probing, backward-shift deletion: no tombstones), grown by
+ * half when it is 80% full, so a live block costs between 20 and 30 bytes of table.  The key packs
+ * a small domain index into the top 16 bits of the address (user-space addresses on the supported
+ * platforms fit in 48 bits); sizes of 4 GiB and more live in a small side list.  Big tables that
+ * emptied shrink again, with hysteresis.
+ *
+ * Not synchronised: the tracer calls every function with its lock held.  Memory comes from
+ * leak__malloc only; no function here calls Python. */
+#ifndef LIBLEAK_TRACES_H
+#define LIBLEAK_TRACES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LEAK_TRACE_PTR_BITS 48
+#define LEAK_TRACE_MAX_DOMAIN_INDEX 0xFFFFu
+/* The key of a block: its address and the index of its domain (0 for Python's heap). */
+#define LEAK_TRACE_KEY(domain_index, ptr) (((uint64_t)(domain_index) << LEAK_TRACE_PTR_BITS) | (uint64_t)(ptr))
+#define LEAK_TRACE_KEY_PTR(key) ((uintptr_t)((key) & ((1ull << LEAK_TRACE_PTR_BITS) - 1)))
+#define LEAK_TRACE_KEY_DOMAIN_INDEX(key) ((unsigned)((key) >> LEAK_TRACE_PTR_BITS))
+
+typedef struct leak__trace {
+  uint64_t key;   /* 0: free slot */
+  uint32_t stack; /* leak__stack_id */
+  uint32_t size;  /* UINT32_MAX: the real size is in the side list */
+} leak__trace;
+
+typedef struct leak__big_size {
+  uint64_t key;
+  uint64_t size;
+} leak__big_size;
+
+typedef struct leak__trace_table {
+  leak__trace *slots;
+  size_t capacity; /* 0 until the first insert */
+  size_t count;
+  leak__big_size *big; /* blocks of UINT32_MAX bytes and more, unsorted */
+  size_t big_count, big_capacity;
+} leak__trace_table;
+
+/* Makes sure the table can take `count` traces without growing; LEAK_ENOMEM leaves it as it was. */
+int leak__traces_reserve(leak__trace_table *table, size_t count);
+
+/* Stores a trace.  When the key is already there its trace is replaced and *replaced_size is set to
+ * the old size (else *replaced_size is left alone) and 1 is returned; 0 for a new trace;
+ * LEAK_ENOMEM when the table is full and cannot grow (nothing is stored). */
+int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uint64_t size,
+                     uint64_t *replaced_size);
+
+/* Removes the trace of `key`; returns 1 and its size and stack (either pointer may be NULL) when
+ * there was one, else 0.  May shrink the table (never fails). */
+int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, uint32_t *stack);
+
+/* The slot of `key`, or NULL.  Valid until the next put or remove. */
+leak__trace *leak__traces_find(const leak__trace_table *table, uint64_t key);
+
+/* The size of a stored trace (reads the side list for big blocks). */
+uint64_t leak__traces_size(const leak__trace_table *table, const leak__trace *trace);
+
+/* Frees everything and leaves an empty table. */
+void leak__traces_reset(leak__trace_table *table);
+
+/* Real bytes held by the table. */
+size_t leak__traces_memory(const leak__trace_table *table);
+
+#endif
