@@ -251,7 +251,11 @@ int leak_faults_register(int signum, int fd, unsigned flags) {
   struct sigaction action;
   sigemptyset(&action.sa_mask);
   action.sa_sigaction = user_signal_handler;
-  action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
+  /* As faulthandler: without chain the signal stays blocked while its handler runs, so one that
+   * arrives during a dump is delivered after it instead of being lost to the re-entry guard; with
+   * chain it must not be blocked, because a previous SIG_DFL is re-raised from inside the handler. */
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  if (flags & LEAK_DUMP_CHAIN) action.sa_flags |= SA_NODEFER;
   if (sigaction(signum, &action, entry->installed ? NULL : &entry->previous) != 0) {
     rc = sigaction_error();
     goto done;

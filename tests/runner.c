@@ -59,20 +59,24 @@ int test_python_run(const char *source) {
   return 0;
 }
 
-int test_spawn(char *const argv[], char **output) {
+int test_run_child(void (*body)(void *), void *arg, char **output) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
+  fflush(NULL);
   pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
+  if (pid < 0) {
     close(fds[0]);
     close(fds[1]);
-    execvp(argv[0], argv);
-    _exit(127);
+    return -1;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[1]);
+    body(arg);
+    fflush(NULL);
+    _exit(0);
   }
   close(fds[1]);
   size_t cap = 4096, len = 0;
@@ -95,6 +99,16 @@ int test_spawn(char *const argv[], char **output) {
     free(buf);
   return status;
 }
+
+/* The child side of test_spawn: stdin from /dev/null, then the program. */
+static void exec_argv(void *argv) {
+  int devnull = open("/dev/null", O_RDONLY);
+  dup2(devnull, 0);
+  execvp(((char *const *)argv)[0], (char *const *)argv);
+  _exit(127);
+}
+
+int test_spawn(char *const argv[], char **output) { return test_run_child(exec_argv, (void *)argv, output); }
 
 char *test_read_file(const char *path) {
   FILE *f = fopen(path, "rb");

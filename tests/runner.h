@@ -71,6 +71,11 @@ void test_python_start(void);
 /* Runs Python source in __main__; returns 0 on success, -1 (after printing the traceback) on error. */
 int test_python_run(const char *source);
 
+/* Runs body(arg) in a forked child whose stdout and stderr (merged) are collected into a malloc'd
+ * string in *output (NULL: discarded); the child exits 0 when body returns.  Returns the raw wait
+ * status, or -1 when the child could not be started. */
+int test_run_child(void (*body)(void *), void *arg, char **output);
+
 /* Runs `argv` (NULL-terminated) in a child process, with stdin from /dev/null, and collects its
  * stdout+stderr (merged) into a malloc'd string in *output.  Returns the raw wait status, or -1. */
 int test_spawn(char *const argv[], char **output);

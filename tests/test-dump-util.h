@@ -66,39 +66,11 @@ static inline int dt_wait_for(int fd, const char *needle, int times, int max_sec
   return 0;
 }
 
-/* Runs `body` in a forked child with stdout and stderr captured; the child exits 0 if body
- * returns.  Stores the merged output (malloc'd) and returns the raw wait status. */
+/* Runs `body` in a forked child with stdout and stderr captured (see test_run_child); a child that
+ * cannot be started fails the test. */
 static inline int dt_run_child(void (*body)(void *), void *arg, char **output) {
-  int fds[2];
-  ASSERT(pipe(fds) == 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  ASSERT(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    body(arg);
-    fflush(NULL);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  ASSERT(buf != NULL);
-  for (;;) {
-    if (len + 1024 > cap) buf = realloc(buf, cap *= 2);
-    ssize_t n = read(fds[0], buf + len, cap - len - 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    len += (size_t)n;
-  }
-  buf[len] = '\0';
-  close(fds[0]);
-  int status;
-  while (waitpid(pid, &status, 0) < 0) ASSERT(errno == EINTR);
-  *output = buf;
+  int status = test_run_child(body, arg, output);
+  ASSERT(status != -1);
   return status;
 }
 

@@ -30,7 +30,7 @@ TEST(faults_register_without_chain) {
   struct sigaction now;
   ASSERT_EQ(sigaction(SIGUSR1, NULL, &now), 0);
   ASSERT(now.sa_flags & SA_ONSTACK);
-  ASSERT(now.sa_flags & SA_NODEFER);
+  ASSERT(!(now.sa_flags & SA_NODEFER)); /* a repeat waits for the dump (faulthandler does the same) */
   ASSERT_EQ(test_python_run(python_raiser), 0);
   ASSERT_EQ(test_python_run("sender()\n"), 0);
   char *text = dt_read_all(fd);
@@ -181,10 +181,12 @@ TEST(faults_signal_while_other_threads_allocate) {
   return 0;
 }
 
-/* The re-entry guard: a second signal that arrives while the first dump is blocked in write(2)
- * must not start a dump of its own in the middle of it (the handler has SA_NODEFER, so without the
- * guard it would).  The helper waits until /proc shows the main thread blocked writing to the full
- * pipe, sends the second signal to it, then drains the pipe. */
+/* A second signal that arrives while the first dump is blocked in write(2).  With chain the handler
+ * has SA_NODEFER, so the signal interrupts the dump: the re-entry guard must keep it from starting a
+ * dump in the middle of the first.  Without chain the signal is blocked during the handler, so it is
+ * delivered after the first dump: two whole dumps, one after the other, nothing lost.  The helper
+ * waits until /proc shows the main thread blocked writing to the full pipe, sends the second signal
+ * to it, then drains the pipe. */
 typedef struct reentry {
   pid_t main_tid;
   pthread_t main_thread;
@@ -223,8 +225,9 @@ static void *second_signal_then_drain(void *arg) {
   return NULL;
 }
 
-TEST(faults_reentry_guard_skips_nested_dump) {
-  test_python_start();
+/* Sends SIGUSR1 twice as described above, with `flags` for the registration; returns the
+ * number of whole dumps written after the pipe's filler. */
+static int dumps_with_second_signal_during_first(unsigned flags) {
   int fds[2];
   ASSERT(pipe(fds) == 0);
   /* Fill the pipe so the dump's first write blocks. */
@@ -236,7 +239,7 @@ TEST(faults_reentry_guard_skips_nested_dump) {
   ASSERT_EQ(write(fds[1], filler, (size_t)capacity), capacity);
   fcntl(fds[1], F_SETFL, 0);
   reentry r = {(pid_t)syscall(SYS_gettid), pthread_self(), fds[0], fds[1], NULL};
-  ASSERT_EQ(leak_faults_register(SIGUSR1, fds[1], 0), 0);
+  ASSERT_EQ(leak_faults_register(SIGUSR1, fds[1], flags), 0);
   pthread_t helper;
   ASSERT_EQ(pthread_create(&helper, NULL, second_signal_then_drain, &r), 0);
   raise(SIGUSR1);
@@ -245,9 +248,22 @@ TEST(faults_reentry_guard_skips_nested_dump) {
   pthread_join(helper, NULL);
   ASSERT_GE(strlen(r.output), (size_t)capacity);
   const char *dump = r.output + capacity;
-  ASSERT_EQ(dt_count(dump, "Stack (most recent call first):\n"), 1);
   ASSERT(dt_all_lines_valid(dump));
+  int dumps = dt_count(dump, "Stack (most recent call first):\n");
   free(r.output);
   free(filler);
+  return dumps;
+}
+
+TEST(faults_reentry_guard_skips_nested_dump) {
+  test_python_start();
+  signal(SIGUSR1, previous_handler); /* chained to, so it must not be the default action */
+  ASSERT_EQ(dumps_with_second_signal_during_first(LEAK_DUMP_CHAIN), 1);
+  return 0;
+}
+
+TEST(faults_user_signal_during_dump_is_deferred_not_lost) {
+  test_python_start();
+  ASSERT_EQ(dumps_with_second_signal_during_first(0), 2);
   return 0;
 }
