@@ -106,10 +106,15 @@ TEST(tracer_sampled_estimates_unbiased_on_mixed_sizes) {
   ASSERT(fabs(large.count - LARGE) < 1e-9);
   for (int i = 0; i < SMALL + MEDIUM + LARGE; i++) PyObject_Free(blocks[i]);
   free(blocks);
+  /* Every block of the test is gone.  What may stay traced is pymalloc's own bookkeeping: its arena
+   * table grows through the RAW domain from inside our requests and can be sampled, depending on
+   * where the kernel maps the arenas (it made this check flaky when it expected nothing at all). */
+  ASSERT_EQ(estimate_for_size(64).samples, 0);
+  ASSERT_EQ(estimate_for_size(16384).samples, 0);
+  ASSERT_EQ(estimate_for_size(1 << 20).samples, 0);
   size_t current;
   leak_tracer_traced_memory(&current, NULL);
-  ASSERT_EQ(current, 0);
-  ASSERT_EQ(leak__tracer_trace_count(), 0);
+  ASSERT_EQ(current, counted_bytes_of_all_traces());
   ASSERT_EQ(leak_tracer_stop(), 0);
   return 0;
 }
