@@ -386,6 +386,7 @@ class BaseFilter:
         self.inclusive = inclusive
 
     def _match(self, trace):
+        """Abstract, as in tracemalloc: Filter and DomainFilter say whether `trace` matches."""
         raise NotImplementedError
 
 
