@@ -12,6 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 1 when built with AddressSanitizer.  Its allocator (GCC 12's) is not fork-safe: a child forked
+ * while another thread is inside malloc can hang on its first allocation. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+
 typedef int (*test_fn)(void);
 
 /* Adds a test to the run; called by the TEST macro before main. */
