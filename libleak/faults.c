@@ -49,6 +49,13 @@ static user_signal user_signals[NSIG];
  * and cleared with atomic exchanges, which are lock-free and so async-signal-safe. */
 static volatile sig_atomic_t dumping;
 
+/* Registered signals whose dump is owed (bit signum - 1).  A user-signal handler sets its bit, then
+ * tries to take the guard; whoever holds the guard takes the bits over before letting go of it, so
+ * a registered signal that arrives during another dump (a different signal, or the same one with
+ * chain) gets its dump right after, instead of none.  Lock-free atomics: async-signal-safe. */
+static uint64_t pending_user_signals;
+_Static_assert(NSIG <= 65, "pending_user_signals has one bit per signal number 1 - 64");
+
 /* Serialises enable/disable/register/unregister and the alternate stack below.  Never taken by a
  * handler. */
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -149,6 +156,29 @@ static void call_previous(int signum, siginfo_t *info, void *context, const stru
   }
 }
 
+/* The dump of one registered signal, to its file with its flags; nothing if it was unregistered
+ * meanwhile.  SIGNAL HANDLER context, with the guard held. */
+static void dump_user_signal(int signum) {
+  user_signal *entry = &user_signals[signum];
+  if (!entry->installed) return;
+  leak__sigsafe_out out;
+  leak__sigsafe_init(&out, entry->fd);
+  dump_from_handler(&out, entry->flags);
+}
+
+/* Writes every owed dump while this handler can hold the guard; re-checks after letting go, so a
+ * bit set by a handler that found the guard taken is never left behind.  A dump owed to a signal
+ * that another thread received marks the writing thread as current.  SIGNAL HANDLER context. */
+static void dump_pending_user_signals(void) {
+  while (__atomic_load_n(&pending_user_signals, __ATOMIC_SEQ_CST) != 0 &&
+         __atomic_exchange_n(&dumping, 1, __ATOMIC_SEQ_CST) == 0) {
+    uint64_t owed = __atomic_exchange_n(&pending_user_signals, 0, __ATOMIC_SEQ_CST);
+    for (int signum = 1; owed != 0; signum++, owed >>= 1)
+      if (owed & 1) dump_user_signal(signum);
+    __atomic_store_n(&dumping, 0, __ATOMIC_SEQ_CST);
+  }
+}
+
 /* Signals given to leak_faults_register.  SIGNAL HANDLER: no malloc, no locks, no Python API;
  * errno preserved. */
 static void user_signal_handler(int signum, siginfo_t *info, void *context) {
@@ -157,12 +187,8 @@ static void user_signal_handler(int signum, siginfo_t *info, void *context) {
   user_signal *entry = &user_signals[signum];
   if (!entry->installed) return;
   unsigned flags = entry->flags;
-  if (__atomic_exchange_n(&dumping, 1, __ATOMIC_ACQ_REL) == 0) {
-    leak__sigsafe_out out;
-    leak__sigsafe_init(&out, entry->fd);
-    dump_from_handler(&out, flags);
-    __atomic_store_n(&dumping, 0, __ATOMIC_RELEASE);
-  }
+  __atomic_fetch_or(&pending_user_signals, 1ull << (signum - 1), __ATOMIC_SEQ_CST);
+  dump_pending_user_signals();
   if (flags & LEAK_DUMP_CHAIN) {
     errno = saved_errno;
     call_previous(signum, info, context, &entry->previous);
@@ -251,9 +277,10 @@ int leak_faults_register(int signum, int fd, unsigned flags) {
   struct sigaction action;
   sigemptyset(&action.sa_mask);
   action.sa_sigaction = user_signal_handler;
-  /* As faulthandler: without chain the signal stays blocked while its handler runs, so one that
-   * arrives during a dump is delivered after it instead of being lost to the re-entry guard; with
-   * chain it must not be blocked, because a previous SIG_DFL is re-raised from inside the handler. */
+  /* As faulthandler: without chain the signal stays blocked while its handler runs, so a repeat
+   * that arrives during its dump is delivered after it.  With chain it must not be blocked, because
+   * a previous SIG_DFL is re-raised from inside the handler; a repeat then finds the guard taken and
+   * its dump is owed (pending_user_signals), as for any other registered signal. */
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   if (flags & LEAK_DUMP_CHAIN) action.sa_flags |= SA_NODEFER;
   if (sigaction(signum, &action, entry->installed ? NULL : &entry->previous) != 0) {
