@@ -1,6 +1,6 @@
 /* Sampling by bytes.  Read sampling.h first.
  *
- * Rules: leak__sampling_take and leak__sampling_crossed run inside allocator hooks, with or without
+ * Rules: leak__sampling_skip and leak__sampling_decide run inside allocator hooks, with or without
  * the GIL: thread-local state only, no locks, no malloc, no Python API (log() from libm is pure). */
 #include "internal.h"
 #include "sampling.h"
@@ -8,8 +8,7 @@
 #include <math.h>
 #include <time.h>
 
-__thread leak__sampler_thread leak__sampler_tls LEAK_TLS_FAST;
-uint32_t leak__sampling_generation = 1;
+uint64_t leak__sampling_generation = 0;
 
 /* The mean and the seed, written by leak__sampling_configure (GIL held, not tracing) and only read by
  * the hooks afterwards; the per-thread counter hands each thread its own stream. */
@@ -54,21 +53,34 @@ void leak__sampling_configure(int64_t mean, uint64_t seed) {
   }
   base_seed = seed;
   __atomic_store_n(&threads_seeded, 0, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&leak__sampling_generation, 1, __ATOMIC_RELEASE);
+  /* the next odd value; the release makes the mean and the seed visible to whoever reads it */
+  uint64_t generation = __atomic_load_n(&leak__sampling_generation, __ATOMIC_RELAXED);
+  __atomic_store_n(&leak__sampling_generation, generation + ((generation & 1) ? 2 : 1), __ATOMIC_RELEASE);
 }
 
-int leak__sampling_crossed(size_t size) {
-  leak__sampler_thread *state = &leak__sampler_tls;
-  uint32_t generation = __atomic_load_n(&leak__sampling_generation, __ATOMIC_ACQUIRE);
+/* The next even value.  Only the thread that starts and stops the tracer writes (or a fork child, where
+ * it is the only thread), so a plain read-modify-write of an atomic is enough. */
+void leak__sampling_end(void) {
+  uint64_t generation = __atomic_load_n(&leak__sampling_generation, __ATOMIC_RELAXED);
+  __atomic_store_n(&leak__sampling_generation, generation + ((generation & 1) ? 1 : 2), __ATOMIC_RELEASE);
+}
+
+int leak__sampling_decide(leak__sampler_thread *state, size_t size) {
+  uint64_t generation = __atomic_load_n(&leak__sampling_generation, __ATOMIC_ACQUIRE);
+  if ((generation & 1) == 0) return 0;
   if (state->generation != generation) {
-    /* First allocation of this thread under this configuration: seed, draw, then count it. */
+    /* First allocation of this thread in this session: seed and draw, then count it. */
     uint64_t thread_number = __atomic_fetch_add(&threads_seeded, 1, __ATOMIC_RELAXED);
     state->rng = mix_seed(base_seed ^ mix_seed(thread_number));
     state->generation = generation;
-    state->countdown = draw_interval(state) - (int64_t)size;
-    if (state->countdown > 0) return 0;
+    state->countdown = (uint64_t)draw_interval(state);
   }
-  state->countdown = draw_interval(state);
+  /* a countdown of 2^63 or more was crossed by leak__sampling_skip (draws stay below 2^63) */
+  if (state->countdown < (1ull << 63) && size <= state->countdown) {
+    state->countdown -= size;
+    return 0;
+  }
+  state->countdown = (uint64_t)draw_interval(state);
   return 1;
 }
 

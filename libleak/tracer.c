@@ -12,9 +12,12 @@
  * here.  The lock is never held across a call into an allocator of Python's, nor across Py_DECREF.
  * The free path never takes the GIL (CPython frees thread states without it).
  *
- * Reentrancy.  A thread-local flag is set while a hook runs: allocations nested inside it (pymalloc
- * asking the RAW domain for a large block, the hook of another tool under ours) go straight to the
- * allocator below, so a block is traced once, by the outermost domain, and is never counted twice.
+ * Reentrancy.  A thread-local flag is set while a slow path runs: allocations nested inside it
+ * (pymalloc asking the RAW domain for a large block, the hook of another tool under ours) go straight
+ * to the allocator below, so a block is traced once, by the outermost domain, and is never counted
+ * twice.  The slow path also parks the thread's countdown at its maximum meanwhile, so that nested
+ * fast paths pass without counting the same bytes again.  MEM and OBJ requests above pymalloc's
+ * small-request threshold, which pymalloc passes on to the RAW domain, always take the slow path.
  *
  * Code-object lifetime and the GIL.  A stack entry holds a strong reference to its code objects,
  * taken when the stack is first interned; taking it needs the GIL.  MEM and OBJ allocations are made
@@ -26,10 +29,13 @@
  * gets the empty stack (id 0).  No refcount is ever touched without the GIL.  References are
  * released (clear, stop) with the GIL held and the lock released.
  *
- * Sampled mode.  Each thread counts bytes down (sampling.c); only the allocation that crosses zero
- * takes the lock.  Sampled blocks are kept in the same table so free can drop them; to keep the
- * free of an unsampled block cheap, a small array of saturating counters indexed by a hash of the
- * address (`maybe_sampled`) says "certainly not traced" without the lock for nearly every free.
+ * Fast paths.  Every hook starts with a fast path that needs no stack frame and ends in a tail call
+ * to the allocator below: malloc and calloc pass when the thread's sampling countdown is current and
+ * does not cross zero (sampling.h), free when a byte map indexed by the address (`maybe_traced`)
+ * says the block certainly has no trace.  Everything else goes to a slow path.  In exact mode and
+ * while not tracing the countdown is never current, so every allocation takes the slow path; in
+ * exact mode the map is all saturated, so every free does.  In sampled mode only the allocation that
+ * crosses zero, and the free of a block whose counter is not zero, take the slow path (and the lock).
  *
  * Domains.  leak_track/leak_untrack trace any allocator's blocks under a domain number; domain 0 is
  * Python's heap, where the hooks record.  What CPython lets libleak see: extensions that report their
@@ -96,21 +102,27 @@ static unsigned domain_count;
 /* Traces dropped for want of memory since start: atomics, counted by hooks with or without the lock. */
 static uint64_t dropped;
 
-/* Sampled mode's "maybe traced" filter: saturating counters indexed by address bits, updated under
- * the lock, and a bitmap of the non-zero counters that the free hook reads without the lock (a
- * relaxed read is enough: the thread that frees a block got it through some synchronisation after
- * the allocation that counted it here).  The bitmap is 1 KiB and indexed by the address itself (16
- * bytes a bit, wrapping every 128 KiB), not by a hash: frees of neighbouring blocks read the same
- * cache line, which stays in the L1 cache.  With L sampled blocks alive, a free takes the lock
- * needlessly with probability about L/8192. */
+/* The free hook's "maybe traced" filter: saturating counters indexed by the address itself (16 bytes
+ * a counter, wrapping every 128 KiB), not by a hash, so that frees of neighbouring blocks read the
+ * same cache line.  In sampled mode a counter counts the traced blocks of its slot; in exact mode
+ * every counter is saturated (every block may be traced); while not tracing, all are zero.  Written
+ * under the lock; the free hook reads one byte without it (a relaxed read is enough: the thread that
+ * frees a block got it through some synchronisation after the allocation that counted it here).
+ * With L sampled blocks alive, a free takes the lock needlessly with probability about L/8192. */
 #define FILTER_BITS 13
-static uint8_t sampled_counts[1u << FILTER_BITS];
-static uint64_t maybe_sampled[(1u << FILTER_BITS) / 64];
+static uint8_t maybe_traced[1u << FILTER_BITS];
 
-/* Hook reentrancy flag (see the top comment) and the last block this thread traced (the 3.13 ref
- * tracer skips re-recording a block that was just recorded).  Thread-local: no lock. */
-static __thread int in_hook LEAK_TLS_FAST;
-static __thread uintptr_t last_traced_block LEAK_TLS_FAST;
+/* What the hooks keep per thread, in one thread-local block so that one address serves every field.
+ * Thread-local: no lock. */
+typedef struct hook_thread {
+  leak__sampler_thread sampler; /* the sampling countdown (sampling.h) */
+  int in_hook;                  /* inside a slow path (see the top comment) */
+  uintptr_t last_traced_block;  /* the 3.13 ref tracer skips re-recording a block just recorded */
+  uintptr_t forwarded_block;    /* see fast_realloc */
+} hook_thread;
+static __thread hook_thread this_thread LEAK_TLS_FAST;
+#define in_hook (this_thread.in_hook)
+#define last_traced_block (this_thread.last_traced_block)
 
 /* fork: set by prepare when it took the lock, for parent/child to release it.  Only the forking
  * thread touches it, between its own prepare and parent/child handlers. */
@@ -139,9 +151,8 @@ static void count_added_unlocked(uint64_t key, uint64_t size) {
   traced_current += counted_bytes(size);
   if (traced_current > traced_peak) traced_peak = traced_current;
   if (options.sample_bytes > 0) {
-    size_t slot = filter_slot(key);
-    if (sampled_counts[slot] != UINT8_MAX) sampled_counts[slot]++;
-    __atomic_fetch_or(&maybe_sampled[slot / 64], 1ull << (slot % 64), __ATOMIC_RELAXED);
+    uint8_t *counter = &maybe_traced[filter_slot(key)];
+    if (*counter != UINT8_MAX) __atomic_store_n(counter, (uint8_t)(*counter + 1), __ATOMIC_RELAXED);
   }
 }
 
@@ -151,17 +162,21 @@ static void count_removed_unlocked(uint64_t key, uint64_t size) {
   size_t bytes = counted_bytes(size);
   traced_current = traced_current >= bytes ? traced_current - bytes : 0;
   if (options.sample_bytes > 0) {
-    size_t slot = filter_slot(key);
-    if (sampled_counts[slot] != UINT8_MAX && sampled_counts[slot] != 0 && --sampled_counts[slot] == 0)
-      __atomic_fetch_and(&maybe_sampled[slot / 64], ~(1ull << (slot % 64)), __ATOMIC_RELAXED);
+    uint8_t *counter = &maybe_traced[filter_slot(key)];
+    if (*counter != UINT8_MAX && *counter != 0) __atomic_store_n(counter, (uint8_t)(*counter - 1), __ATOMIC_RELAXED);
   }
 }
 
-/* True when `key` may have a trace; false only when it certainly has none. */
+/* True when `key` may have a trace; false only when it certainly has none.  Lock-free (see above). */
 static inline int may_be_traced(uint64_t key) {
-  if (options.sample_bytes <= 0) return 1;
-  size_t slot = filter_slot(key);
-  return (__atomic_load_n(&maybe_sampled[slot / 64], __ATOMIC_RELAXED) >> (slot % 64)) & 1;
+  return __atomic_load_n(&maybe_traced[filter_slot(key)], __ATOMIC_RELAXED) != 0;
+}
+
+/* Empties the filter: all saturated when every block may be traced (exact mode, tracing), else
+ * zeros.  Under the lock, or where no hook runs (fork child). */
+static void reset_filter_unlocked(int exact_and_tracing) {
+  for (size_t i = 0; i < sizeof(maybe_traced); i++)
+    __atomic_store_n(&maybe_traced[i], exact_and_tracing ? UINT8_MAX : 0, __ATOMIC_RELAXED);
 }
 
 /* A trace the tracer could not store (memory ran out, or an address it cannot key). */
@@ -230,12 +245,6 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
   last_traced_block = address;
 }
 
-/* True when a new block of `size` bytes is to be traced: always in exact mode, when the countdown is
- * crossed in sampled mode.  Inline: the whole cost of an unsampled allocation. */
-static inline int should_trace(size_t size) {
-  return options.sample_bytes <= 0 || leak__sampling_take(size);
-}
-
 /* Forgets the trace of a domain-0 block; returns 1 with its size and stack when there was one.
  * Hot path: in sampled mode, callers check may_be_traced first, without the lock. */
 static __attribute__((noinline)) int untrace_block(void *ptr, uint64_t *size, uint32_t *stack) {
@@ -255,77 +264,88 @@ static __attribute__((noinline)) int untrace_block(void *ptr, uint64_t *size, ui
 /* ---- The hooks ------------------------------------------------------------------------------
  * Rules for every hook: may run without the GIL (RAW) and on any thread; no Python API (apart from
  * PyGILState_Check and Py_INCREF as described at the top); no allocation except leak__malloc; one
- * spinlock, never held while calling the allocator below. */
+ * spinlock, never held while calling the allocator below.  The fast paths (hook_*) touch nothing but
+ * the thread's countdown and the filter bitmap and end in a tail call; the slow paths are separate,
+ * non-inlined functions, so that the fast paths need no stack frame. */
 
-/* What a new allocation needs: to go straight to the allocator below, to be traced (sampling said
- * yes, or exact mode), or a sampling decision after the allocator below ran (with in_hook set).
- *
- * In sampled mode an unsampled allocation goes straight (a tail call) without touching in_hook when
- * nothing below calls back into our hooks: the RAW domain, and MEM/OBJ requests that pymalloc serves
- * from its pools (up to 512 bytes, its small-request threshold on 3.8 - 3.13).  Bigger MEM/OBJ
- * requests are decided after the call, with in_hook set, because pymalloc passes them to the RAW
- * domain, which must not count the same bytes down a second time.  This is the whole cost of an
- * unsampled allocation: a few loads, a subtraction and a branch. */
+/* MEM and OBJ requests above this go from pymalloc to the RAW domain (its small-request threshold,
+ * 512 bytes on 3.8 - 3.13): they take the slow path, which keeps the nested RAW call from counting
+ * the same bytes again. */
 #define POOL_REQUEST_MAX 512
+
+/* Marks the calling thread as inside a slow path: nested allocations go straight (in_hook for the
+ * slow paths, a countdown parked at its maximum for the fast paths).  Returns the countdown, which
+ * resume_countdown puts back before the outer call makes its own sampling decision. */
+static inline uint64_t enter_hook(void) {
+  uint64_t countdown = this_thread.sampler.countdown;
+  this_thread.sampler.countdown = UINT64_MAX;
+  in_hook = 1;
+  return countdown;
+}
+
+static inline void resume_countdown(uint64_t countdown) { this_thread.sampler.countdown = countdown; }
+
+/* The end of what enter_hook began (after resume_countdown). */
+static inline void leave_hook(void) { in_hook = 0; }
+
+/* True when a new block of `size` bytes, already allocated, is to be traced: always in exact mode,
+ * when the countdown is crossed in sampled mode.  Only in slow paths, whose fast path did not pass. */
+static inline int should_trace(size_t size) {
+  return options.sample_bytes <= 0 || leak__sampling_decide(&this_thread.sampler, size);
+}
+
+/* What a new allocation that missed its fast path needs: to go straight to the allocator below, to
+ * be traced (sampling said yes, or exact mode), or a sampling decision after the allocator below
+ * ran (requests that pymalloc passes on to the RAW domain). */
 enum { ALLOC_STRAIGHT, ALLOC_TRACE, ALLOC_DECIDE_AFTER };
 static inline int allocation_plan(const hooked_domain *domain, size_t size) {
   if (in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return ALLOC_STRAIGHT;
   if (options.sample_bytes <= 0) return ALLOC_TRACE;
   if (!domain->raw && size > POOL_REQUEST_MAX) return ALLOC_DECIDE_AFTER;
-  return leak__sampling_take(size) ? ALLOC_TRACE : ALLOC_STRAIGHT;
+  return leak__sampling_decide(&this_thread.sampler, size) ? ALLOC_TRACE : ALLOC_STRAIGHT;
 }
 
-/* The slow paths live in their own functions so that the fast paths need no stack frame. */
-static __attribute__((noinline)) void *traced_malloc(hooked_domain *domain, size_t size, int plan) {
-  in_hook = 1;
+/* malloc's slow path: calls the allocator below inside enter_hook/leave_hook, then traces. */
+static __attribute__((noinline)) void *malloc_slow(hooked_domain *domain, size_t size) {
+  int plan = allocation_plan(domain, size);
+  if (plan == ALLOC_STRAIGHT) return domain->inner.malloc(domain->inner.ctx, size);
+  uint64_t countdown = enter_hook();
   void *ptr = domain->inner.malloc(domain->inner.ctx, size);
+  resume_countdown(countdown);
   if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && (plan == ALLOC_TRACE || should_trace(size)))
     trace_block(domain->raw, ptr, size);
-  in_hook = 0;
+  leave_hook();
   return ptr;
 }
 
-/* PyMem_SetAllocator's malloc for every domain; `ctx` is the hooked_domain. */
-static void *hook_malloc(void *ctx, size_t size) {
-  hooked_domain *domain = ctx;
-  int plan = allocation_plan(domain, size);
-  if (LEAK_LIKELY(plan == ALLOC_STRAIGHT)) return domain->inner.malloc(domain->inner.ctx, size);
-  return traced_malloc(domain, size, plan);
-}
-
-/* The part of hook_calloc that traces (see traced_malloc). */
-static __attribute__((noinline)) void *traced_calloc(hooked_domain *domain, size_t count, size_t size, int plan) {
-  size_t bytes = count * size;
-  in_hook = 1;
+/* calloc's slow path (see malloc_slow).  An overflowing count * size makes the allocator below fail,
+ * so nothing is traced then. */
+static __attribute__((noinline)) void *calloc_slow(hooked_domain *domain, size_t count, size_t size) {
+  size_t bytes;
+  int plan = __builtin_mul_overflow(count, size, &bytes) ? ALLOC_STRAIGHT : allocation_plan(domain, bytes);
+  if (plan == ALLOC_STRAIGHT) return domain->inner.calloc(domain->inner.ctx, count, size);
+  uint64_t countdown = enter_hook();
   void *ptr = domain->inner.calloc(domain->inner.ctx, count, size);
+  resume_countdown(countdown);
   if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && (plan == ALLOC_TRACE || should_trace(bytes)))
     trace_block(domain->raw, ptr, bytes);
-  in_hook = 0;
+  leave_hook();
   return ptr;
 }
 
-/* calloc: as malloc, for count * size bytes. */
-static void *hook_calloc(void *ctx, size_t count, size_t size) {
-  hooked_domain *domain = ctx;
-  size_t bytes = count * size; /* an overflow makes the allocator below fail: nothing is traced then */
-  int plan = allocation_plan(domain, bytes);
-  if (LEAK_LIKELY(plan == ALLOC_STRAIGHT)) return domain->inner.calloc(domain->inner.ctx, count, size);
-  return traced_calloc(domain, count, size, plan);
-}
-
-/* The old trace is removed BEFORE the block is resized: once realloc has freed the old address,
- * another thread may get it and trace it, and that trace must not be the one removed.  If realloc
- * fails, the old block is still ours and its trace goes back. */
-static void *hook_realloc(void *ctx, void *ptr, size_t size) {
-  hooked_domain *domain = ctx;
-  if (in_hook) return domain->inner.realloc(domain->inner.ctx, ptr, size);
-  in_hook = 1;
+/* realloc's slow path.  The old trace is removed BEFORE the block is resized: once realloc has
+ * freed the old address, another thread may get it and trace it, and that trace must not be the one
+ * removed.  If realloc fails, the old block is still ours and its trace goes back. */
+static __attribute__((noinline)) void *realloc_slow(hooked_domain *domain, void *ptr, size_t size) {
+  if (in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return domain->inner.realloc(domain->inner.ctx, ptr, size);
+  uint64_t countdown = enter_hook();
   uint64_t old_size = 0;
   uint32_t old_stack = 0;
   int had_trace = 0;
-  if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)))
+  if (ptr != NULL && may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)))
     had_trace = untrace_block(ptr, &old_size, &old_stack);
   void *moved = domain->inner.realloc(domain->inner.ctx, ptr, size);
+  resume_countdown(countdown);
   if (moved == NULL) {
     if (had_trace) {
       leak__stacks_lock();
@@ -337,29 +357,100 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size) {
   } else if (__atomic_load_n(&tracing, __ATOMIC_RELAXED) && should_trace(size)) {
     trace_block(domain->raw, moved, size);
   }
-  in_hook = 0;
+  leave_hook();
   return moved;
 }
 
-/* The trace goes before the block: once freed, the address may be handed out and traced again.
- * Nested frees (in_hook) are left alone: the outer hook already dropped the trace. */
-/* The free of a block that may be traced: drop the trace first, with in_hook set so that the
- * allocator below does not look again for the blocks it frees inside. */
-static __attribute__((noinline)) void traced_free(hooked_domain *domain, void *ptr) {
-  in_hook = 1;
+/* free's slow path: drop the trace first (once freed, the address may be handed out and traced
+ * again), with in_hook set so that the allocator below does not look again for the blocks it frees
+ * inside.  Nested frees (in_hook) are left alone: the outer hook already dropped the trace. */
+static __attribute__((noinline)) void free_slow(hooked_domain *domain, void *ptr) {
+  if (ptr == NULL || in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+    domain->inner.free(domain->inner.ctx, ptr);
+    return;
+  }
+  uint64_t countdown = enter_hook();
   untrace_block(ptr, NULL, NULL);
   domain->inner.free(domain->inner.ctx, ptr);
-  in_hook = 0;
+  resume_countdown(countdown);
+  leave_hook();
 }
 
-static void hook_free(void *ctx, void *ptr) {
-  hooked_domain *domain = ctx;
-  if (ptr != NULL && __atomic_load_n(&tracing, __ATOMIC_RELAXED) && may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)) &&
-      !in_hook)
-    traced_free(domain, ptr);
-  else
-    domain->inner.free(domain->inner.ctx, ptr);
+/* The fast paths, one function per domain and operation: each reads the allocator below from its
+ * own hooked_domain at a fixed address instead of through ctx, which saves two loads per call. */
+enum { RAW, MEM, OBJ }; /* indexes into domains[] */
+
+/* malloc: straight when the sampling countdown passes; MEM and OBJ requests that pymalloc hands to
+ * the RAW domain always take the slow path. */
+static inline __attribute__((always_inline)) void *fast_malloc(int index, size_t size) {
+  hooked_domain *domain = &domains[index];
+  if (LEAK_LIKELY((index == RAW || size <= POOL_REQUEST_MAX) && leak__sampling_skip(&this_thread.sampler, size)))
+    return domain->inner.malloc(domain->inner.ctx, size);
+  return malloc_slow(domain, size);
 }
+
+/* calloc: as malloc, for count * size bytes (an overflow goes to the slow path, which passes it on). */
+static inline __attribute__((always_inline)) void *fast_calloc(int index, size_t count, size_t size) {
+  hooked_domain *domain = &domains[index];
+  size_t bytes;
+  if (LEAK_LIKELY(!__builtin_mul_overflow(count, size, &bytes) && (index == RAW || bytes <= POOL_REQUEST_MAX) &&
+                  leak__sampling_skip(&this_thread.sampler, bytes)))
+    return domain->inner.calloc(domain->inner.ctx, count, size);
+  return calloc_slow(domain, count, size);
+}
+
+/* realloc: straight when the old block certainly has no trace and the new size is not sampled.  In
+ * MEM and OBJ, only up to pymalloc's threshold (bigger requests go through malloc_slow's reasoning),
+ * and pymalloc hands a block it did not allocate (a big one being shrunk) to the RAW domain, which
+ * must not count the same bytes again: the fast path leaves the address in forwarded_block, and the
+ * RAW hook passes a realloc of that very block straight.  (A MEM/OBJ block that pymalloc did own
+ * leaves a stale address there; pool addresses are not malloc's, so it only matters if an arena's
+ * address range is handed out by malloc later and then realloc'ed: one realloc not counted.) */
+static inline __attribute__((always_inline)) void *fast_realloc(int index, void *ptr, size_t size) {
+  hooked_domain *domain = &domains[index];
+  hook_thread *thread = &this_thread;
+  if (index == RAW && LEAK_UNLIKELY((uintptr_t)ptr == thread->forwarded_block && ptr != NULL)) {
+    thread->forwarded_block = 0;
+    return domain->inner.realloc(domain->inner.ctx, ptr, size);
+  }
+  if (LEAK_LIKELY((index == RAW || size <= POOL_REQUEST_MAX) && !may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)) &&
+                  leak__sampling_skip(&thread->sampler, size))) {
+    if (index != RAW) thread->forwarded_block = (uintptr_t)ptr;
+    return domain->inner.realloc(domain->inner.ctx, ptr, size);
+  }
+  return realloc_slow(domain, ptr, size);
+}
+
+/* free: straight when the filter says the block certainly has no trace. */
+static inline __attribute__((always_inline)) void fast_free(int index, void *ptr) {
+  hooked_domain *domain = &domains[index];
+  if (LEAK_LIKELY(!may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)))) {
+    domain->inner.free(domain->inner.ctx, ptr);
+    return;
+  }
+  free_slow(domain, ptr);
+}
+
+/* The hooks PyMem_SetAllocator installs; `ctx` (the hooked_domain) is only used to recognise them. */
+static void *hook_raw_malloc(void *ctx, size_t size) { (void)ctx; return fast_malloc(RAW, size); }
+static void *hook_raw_calloc(void *ctx, size_t n, size_t size) { (void)ctx; return fast_calloc(RAW, n, size); }
+static void *hook_raw_realloc(void *ctx, void *ptr, size_t size) { (void)ctx; return fast_realloc(RAW, ptr, size); }
+static void hook_raw_free(void *ctx, void *ptr) { (void)ctx; fast_free(RAW, ptr); }
+static void *hook_mem_malloc(void *ctx, size_t size) { (void)ctx; return fast_malloc(MEM, size); }
+static void *hook_mem_calloc(void *ctx, size_t n, size_t size) { (void)ctx; return fast_calloc(MEM, n, size); }
+static void *hook_mem_realloc(void *ctx, void *ptr, size_t size) { (void)ctx; return fast_realloc(MEM, ptr, size); }
+static void hook_mem_free(void *ctx, void *ptr) { (void)ctx; fast_free(MEM, ptr); }
+static void *hook_obj_malloc(void *ctx, size_t size) { (void)ctx; return fast_malloc(OBJ, size); }
+static void *hook_obj_calloc(void *ctx, size_t n, size_t size) { (void)ctx; return fast_calloc(OBJ, n, size); }
+static void *hook_obj_realloc(void *ctx, void *ptr, size_t size) { (void)ctx; return fast_realloc(OBJ, ptr, size); }
+static void hook_obj_free(void *ctx, void *ptr) { (void)ctx; fast_free(OBJ, ptr); }
+
+/* The hooks of domains[i], in domain_ids order (ctx is filled in at install). */
+static const PyMemAllocatorEx hook_sets[3] = {
+    {NULL, hook_raw_malloc, hook_raw_calloc, hook_raw_realloc, hook_raw_free},
+    {NULL, hook_mem_malloc, hook_mem_calloc, hook_mem_realloc, hook_mem_free},
+    {NULL, hook_obj_malloc, hook_obj_calloc, hook_obj_realloc, hook_obj_free},
+};
 
 #if PY_VERSION_HEX >= 0x030D0000
 /* 3.13+: an object was created (possibly in a block reused from a freelist, which the allocator
@@ -419,10 +510,12 @@ static void atfork_child(void) {
   leak__traces_reset(&traces);
   traced_current = traced_peak = 0;
   domain_count = 0;
-  memset(maybe_sampled, 0, sizeof(maybe_sampled));
-  memset(sampled_counts, 0, sizeof(sampled_counts));
   __atomic_store_n(&dropped, 0, __ATOMIC_RELAXED);
-  if (options.fork_mode == LEAK_TRACER_FORK_STOP) __atomic_store_n(&tracing, 0, __ATOMIC_RELAXED);
+  if (options.fork_mode == LEAK_TRACER_FORK_STOP) {
+    __atomic_store_n(&tracing, 0, __ATOMIC_RELAXED);
+    leak__sampling_end();
+  }
+  reset_filter_unlocked(__atomic_load_n(&tracing, __ATOMIC_RELAXED) && options.sample_bytes <= 0);
   in_hook = 0;
 }
 
@@ -438,7 +531,8 @@ static void install_hooks(void) {
     if (domain_hooked[i]) continue;
     PyMem_GetAllocator(domain_ids[i], &domains[i].inner);
     domains[i].raw = domain_ids[i] == PYMEM_DOMAIN_RAW;
-    PyMemAllocatorEx hook = {&domains[i], hook_malloc, hook_calloc, hook_realloc, hook_free};
+    PyMemAllocatorEx hook = hook_sets[i];
+    hook.ctx = &domains[i];
     PyMem_SetAllocator(domain_ids[i], &hook);
     domain_hooked[i] = 1;
   }
@@ -460,7 +554,7 @@ static void uninstall_hooks(void) {
     if (!domain_hooked[i]) continue;
     PyMemAllocatorEx current;
     PyMem_GetAllocator(domain_ids[i], &current);
-    if (current.malloc == hook_malloc && current.ctx == &domains[i]) {
+    if (current.malloc == hook_sets[i].malloc && current.ctx == &domains[i]) {
       PyMem_SetAllocator(domain_ids[i], &domains[i].inner);
       domain_hooked[i] = 0;
     } else {
@@ -492,8 +586,7 @@ static void clear_tables(int stop) {
   memset(&traces, 0, sizeof(traces));
   traced_current = traced_peak = 0;
   domain_count = 0;
-  memset(maybe_sampled, 0, sizeof(maybe_sampled));
-  memset(sampled_counts, 0, sizeof(sampled_counts));
+  reset_filter_unlocked(__atomic_load_n(&tracing, __ATOMIC_RELAXED) && options.sample_bytes <= 0);
   leak__stack_store *old_stacks = leak__stacks_detach_unlocked();
   leak__stacks_unlock();
   leak__traces_reset(&old_traces);
@@ -517,7 +610,15 @@ int leak_tracer_start(const leak_tracer_options *requested) {
   leak__stacks_unlock();
   if (rc < 0) return rc;
   options = wanted;
-  if (options.sample_bytes > 0) leak__sampling_configure(options.sample_bytes, options.seed);
+  /* Sampled: the fast paths pass from the first allocation that seeds each thread.  Exact: they
+   * never pass, and the filter sends every free to the slow path. */
+  if (options.sample_bytes > 0)
+    leak__sampling_configure(options.sample_bytes, options.seed);
+  else
+    leak__sampling_end();
+  leak__stacks_lock();
+  reset_filter_unlocked(options.sample_bytes <= 0);
+  leak__stacks_unlock();
   __atomic_store_n(&dropped, 0, __ATOMIC_RELAXED);
   pthread_once(&atfork_once, register_atfork);
   install_hooks();
@@ -530,6 +631,7 @@ int leak_tracer_start(const leak_tracer_options *requested) {
 int leak_tracer_stop(void) {
   if (!hooks_installed && !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return 0;
   __atomic_store_n(&tracing, 0, __ATOMIC_RELEASE);
+  leak__sampling_end();
   if (hooks_installed) uninstall_hooks();
   clear_tables(1);
   return 0;
@@ -570,7 +672,7 @@ int leak_tracer_memory(size_t *bytes) {
   leak__stacks_lock();
   size_t total = leak__traces_memory(&traces) + leak__stacks_memory_unlocked();
   leak__stacks_unlock();
-  if (options.sample_bytes > 0) total += sizeof(maybe_sampled) + sizeof(sampled_counts);
+  total += sizeof(maybe_traced);
   *bytes = total + sizeof(domain_numbers);
   return 0;
 }
@@ -585,7 +687,7 @@ int leak_tracer_dropped(uint64_t *count) {
 int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
   if (ptr == 0 || (ptr >> LEAK_TRACE_PTR_BITS) != 0) return LEAK_EINVAL;
   if (!__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return LEAK_ENOTSTARTED;
-  if (options.sample_bytes > 0 && !leak__sampling_take(size)) {
+  if (options.sample_bytes > 0 && !leak__sampling_decide(&this_thread.sampler, size)) {
     /* Not sampled this time: an older trace of the same block must not survive. */
     leak_untrack(domain, ptr);
     return 0;
@@ -689,3 +791,6 @@ size_t leak__tracer_trace_count(void) {
   leak__stacks_unlock();
   return n;
 }
+
+/* Thread-local, so only the calling thread's own. */
+uint64_t leak__tracer_thread_countdown(void) { return this_thread.sampler.countdown; }

@@ -36,4 +36,7 @@ double leak__tracer_weight(uint64_t size);
 /* Test hook: the number of live traces (all domains). */
 size_t leak__tracer_trace_count(void);
 
+/* Test hook: the calling thread's sampling countdown (bytes left before its next sample). */
+uint64_t leak__tracer_thread_countdown(void);
+
 #endif

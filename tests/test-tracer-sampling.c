@@ -143,6 +143,90 @@ TEST(tracer_sampled_fixed_seed_is_deterministic) {
   return 0;
 }
 
+/* Every allocator path counts its bytes down exactly once, including the calls pymalloc passes on to
+ * the RAW domain (a big MEM block, a big block shrunk by realloc below pymalloc's threshold), which
+ * must not count a second time in the RAW hook.  The mean is so large that nothing is sampled. */
+TEST(tracer_sampled_counts_each_allocation_once) {
+  tracer_probe_start_python();
+  leak_tracer_options options = LEAK_TRACER_OPTIONS_INIT;
+  options.sample_bytes = (int64_t)1 << 50;
+  options.seed = 5;
+  ASSERT_EQ(leak_tracer_start(&options), 0);
+  void *first = PyMem_RawMalloc(8); /* seeds this thread's countdown */
+  uint64_t before = leak__tracer_thread_countdown();
+  void *raw = PyMem_RawMalloc(100);
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 100);
+  before = leak__tracer_thread_countdown();
+  void *small = PyMem_Malloc(200);
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 200);
+  before = leak__tracer_thread_countdown();
+  void *big = PyMem_Malloc(10000); /* pymalloc passes it to the RAW domain */
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 10000);
+  before = leak__tracer_thread_countdown();
+  big = PyMem_Realloc(big, 300); /* not pymalloc's block: passed to RAW realloc */
+  ASSERT(big != NULL);
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 300);
+  before = leak__tracer_thread_countdown();
+  small = PyMem_Realloc(small, 400); /* pymalloc's own block */
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 400);
+  before = leak__tracer_thread_countdown();
+  small = PyMem_Realloc(small, 5000); /* grows past the threshold: pymalloc asks RAW for a new block */
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 5000);
+  before = leak__tracer_thread_countdown();
+  raw = PyMem_RawRealloc(raw, 700);
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 700);
+  before = leak__tracer_thread_countdown();
+  void *zeroed = PyObject_Calloc(10, 30);
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 300);
+  before = leak__tracer_thread_countdown();
+  PyMem_Free(big);
+  PyMem_Free(small);
+  PyMem_RawFree(raw);
+  PyObject_Free(zeroed);
+  PyMem_RawFree(first);
+  ASSERT_EQ(before - leak__tracer_thread_countdown(), 0); /* frees count nothing */
+  ASSERT_EQ(leak__tracer_trace_count(), 0);
+  ASSERT_EQ(leak_tracer_stop(), 0);
+  return 0;
+}
+
+/* A block far bigger than R is sampled with probability 1 - exp(-size/R), 1 here, whichever allocator
+ * function made it, and however the countdown was crossed before (small reallocs cross it in their
+ * fast path, and the thread must go on sampling after that). */
+TEST(tracer_sampled_big_blocks_always_traced_on_every_path) {
+  tracer_probe_start_python();
+  leak_tracer_options options = LEAK_TRACER_OPTIONS_INIT;
+  options.sample_bytes = 4096;
+  options.seed = 11;
+  ASSERT_EQ(leak_tracer_start(&options), 0);
+  enum { BIG = 1 << 20, ROUNDS = 20 };
+  for (int round = 0; round < ROUNDS; round++) {
+    void *small[3] = {PyMem_RawMalloc(8), PyMem_Malloc(8), PyObject_Malloc(8)};
+    for (int i = 0; i < 200; i++) { /* many crossings in the realloc fast paths */
+      small[0] = PyMem_RawRealloc(small[0], (size_t)(i % 2 ? 300 : 200));
+      small[1] = PyMem_Realloc(small[1], (size_t)(i % 2 ? 300 : 200));
+      small[2] = PyObject_Realloc(small[2], (size_t)(i % 2 ? 300 : 200));
+    }
+    void *big[9] = {PyMem_RawMalloc(BIG),    PyMem_RawCalloc(BIG, 1), PyMem_RawRealloc(NULL, BIG),
+                    PyMem_Malloc(BIG),       PyMem_Calloc(1, BIG),    PyMem_Realloc(NULL, BIG),
+                    PyObject_Malloc(BIG),    PyObject_Calloc(BIG, 1), PyObject_Realloc(NULL, BIG)};
+    size_t current, peak;
+    ASSERT_EQ(leak_tracer_traced_memory(&current, &peak), 0);
+    ASSERT_GE(current, 9 * (size_t)BIG);
+    for (int i = 0; i < 9; i++) {
+      ASSERT(big[i] != NULL);
+      if (i < 3) PyMem_RawFree(big[i]);
+      else if (i < 6) PyMem_Free(big[i]);
+      else PyObject_Free(big[i]);
+    }
+    PyMem_RawFree(small[0]);
+    PyMem_Free(small[1]);
+    PyObject_Free(small[2]);
+  }
+  ASSERT_EQ(leak_tracer_stop(), 0);
+  return 0;
+}
+
 TEST(tracer_sampled_traces_carry_python_stacks) {
   tracer_probe_start_python();
   ASSERT_EQ(test_python_run("assert _tprobe.start(4, 1024, 9) == 0\n"

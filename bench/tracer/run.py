@@ -181,11 +181,13 @@ def instructions_per_loop(config, workload, loops):
     time on a shared machine, so it can resolve the few per cent the sampled-mode target is about."""
     _, tool, nframe, sample = config
     counts = []
+    # A fixed hash seed: with random ones, dict layouts (and so the counts) vary by about 1% a run.
+    env = dict(os.environ, PYTHONHASHSEED="0")
     for n in (loops, 2 * loops):
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", CHILD,
              json.dumps([tool, nframe, sample, workload, n])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True, check=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True, check=True, env=env)
         counts.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))
     return (counts[1] - counts[0]) / loops
 
