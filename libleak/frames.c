@@ -5,7 +5,8 @@
  * Nothing outside this file depends on which version is being read.
  *
  * Rules for every function here: no allocation, no locks, no Python API calls that could allocate
- * or take locks (PyCode_Addr2Line is the one API call, and only in leak__frame_lineno). */
+ * or take locks (PyCode_Addr2Line is the one API call, and only in leak__frame_lineno).  The line
+ * tables at the end are the exception, and say so. */
 /* The internal headers that describe frames need Py_BUILD_CORE, and it must be set before Python.h
  * is first included; this file is the only one that sets it. */
 #define Py_BUILD_CORE 1
@@ -177,3 +178,147 @@ uintptr_t leak__object_block_address(PyObject *obj) {
   return (uintptr_t)obj - (PyType_IS_GC(Py_TYPE(obj)) ? sizeof(PyGC_Head) : 0);
 #endif
 }
+
+/* ---- Line tables --------------------------------------------------------------------------- */
+
+/* Unlike the readers above, building a table runs outside hot paths (when a snapshot is taken, the
+ * GIL held): it calls the Python API and allocates, with leak__malloc.  Looking a line up does
+ * neither.  Per-version code again: the line table format changed in 3.10 (PEP 626). */
+
+/* A table under construction: ranges appended by increasing start, in one block that grows. */
+typedef struct line_table_builder {
+  leak__line_table *table;
+  uint32_t cap;
+} line_table_builder;
+
+/* Appends the range starting at `start`.  A range starting where the last one did replaces it (the
+ * last one was empty).  Returns 0, LEAK_ENOMEM, or LEAK_EPYTHON when starts go backwards, which
+ * would break the bisection: the caller then falls back to walking. */
+static int line_table_append(line_table_builder *b, int32_t start, int32_t line) {
+  leak__line_table *t = b->table;
+  if (t->count > 0) {
+    leak__line_range *last = &t->ranges[t->count - 1];
+    if (start < last->start) return LEAK_EPYTHON;
+    if (start == last->start) {
+      last->line = line;
+      return 0;
+    }
+  }
+  if (t->count == b->cap) {
+    uint32_t cap = b->cap ? 2 * b->cap : 16;
+    if (cap > (UINT32_MAX - sizeof(*t)) / sizeof(leak__line_range) / 2) return LEAK_ENOMEM;
+    t = leak__realloc(t, sizeof(*t) + (size_t)cap * sizeof(leak__line_range));
+    if (t == NULL) return LEAK_ENOMEM;
+    b->table = t;
+    b->cap = cap;
+  }
+  t->ranges[t->count++] = (leak__line_range){start, line};
+  return 0;
+}
+
+/* Merges neighbours on the same line (a line spans many instructions) and gives the spare room
+ * back, so the table costs about 8 bytes per line change. */
+static void line_table_compact(line_table_builder *b) {
+  leak__line_table *t = b->table;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < t->count; i++)
+    if (kept == 0 || t->ranges[kept - 1].line != t->ranges[i].line) t->ranges[kept++] = t->ranges[i];
+  t->count = kept;
+  leak__line_table *shrunk = leak__realloc(t, sizeof(*t) + (size_t)(kept ? kept : 1) * sizeof(leak__line_range));
+  if (shrunk != NULL) b->table = shrunk;
+}
+
+#if PY_VERSION_HEX >= 0x030A0000
+
+/* 3.10+ (PEP 626): code.co_lines() yields (start, end, line), line None where an instruction has
+ * no line.  PyCode_Addr2Line answers -1 there and past the last range, and for an offset in a gap
+ * between two ranges (none are seen in practice) the line of the range before it: so each range
+ * becomes its start, and the end of the last one a final range on line -1. */
+static int line_table_decode(PyCodeObject *code, line_table_builder *b) {
+  b->table->uncovered = -1;
+  PyObject *lines = PyObject_CallMethod((PyObject *)code, "co_lines", NULL);
+  if (lines == NULL) return LEAK_EPYTHON;
+  PyObject *iterator = PyObject_GetIter(lines);
+  Py_DECREF(lines);
+  if (iterator == NULL) return LEAK_EPYTHON;
+  int rc = 0, any = 0;
+  long end = 0;
+  PyObject *item;
+  while (rc == 0 && (item = PyIter_Next(iterator)) != NULL) {
+    long start = -1, line = -1;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+      rc = LEAK_EPYTHON;
+    } else {
+      start = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+      end = PyLong_AsLong(PyTuple_GET_ITEM(item, 1));
+      PyObject *number = PyTuple_GET_ITEM(item, 2);
+      if (number != Py_None) line = PyLong_AsLong(number);
+      if (PyErr_Occurred() || start < 0 || end < start || end > INT32_MAX || line < -1 || line > INT32_MAX)
+        rc = LEAK_EPYTHON;
+    }
+    Py_DECREF(item);
+    if (rc == 0) rc = line_table_append(b, (int32_t)start, (int32_t)line);
+    any = 1;
+  }
+  Py_DECREF(iterator);
+  if (rc == 0 && PyErr_Occurred()) rc = LEAK_EPYTHON;
+  if (rc == 0 && any) rc = line_table_append(b, (int32_t)end, -1);
+  return rc;
+}
+
+#else
+
+/* 3.8, 3.9: co_lnotab holds (address increment, line increment) byte pairs, the line increment
+ * signed (Objects/lnotab_notes.txt).  PyCode_Addr2Line adds up every pair whose address is at or
+ * before the offset, starting from co_firstlineno at address 0; past the end it keeps the last
+ * line.  Pairs at the same address (long jumps are split into several) fold into one range. */
+static int line_table_decode(PyCodeObject *code, line_table_builder *b) {
+  PyObject *lnotab = code->co_lnotab;
+  if (lnotab == NULL || !PyBytes_Check(lnotab)) return LEAK_EPYTHON;
+  const unsigned char *pairs = (const unsigned char *)PyBytes_AS_STRING(lnotab);
+  Py_ssize_t npairs = PyBytes_GET_SIZE(lnotab) / 2;
+  int32_t address = 0, line = code->co_firstlineno;
+  b->table->uncovered = line;
+  int rc = line_table_append(b, 0, line);
+  for (Py_ssize_t i = 0; rc == 0 && i < npairs; i++) {
+    address += pairs[2 * i];
+    line += (signed char)pairs[2 * i + 1];
+    rc = line_table_append(b, address, line);
+  }
+  return rc;
+}
+
+#endif
+
+int leak__line_table_new(PyCodeObject *code, leak__line_table **out) {
+  *out = NULL;
+  line_table_builder b = {leak__malloc(sizeof(leak__line_table) + 16 * sizeof(leak__line_range)), 16};
+  if (b.table == NULL) return LEAK_ENOMEM;
+  b.table->first_line = code->co_firstlineno;
+  b.table->count = 0;
+  int rc = line_table_decode(code, &b);
+  if (rc < 0) {
+    PyErr_Clear();
+    leak__free(b.table);
+    return rc;
+  }
+  line_table_compact(&b);
+  *out = b.table;
+  return 0;
+}
+
+/* The last range starting at or before `lasti`, by bisection. */
+int leak__line_table_lookup(const leak__line_table *table, int32_t lasti) {
+  if (lasti < 0) return table->first_line;
+  uint32_t low = 0, high = table->count; /* ranges[low..high) may hold the answer */
+  while (low < high) {
+    uint32_t middle = low + (high - low) / 2;
+    if (table->ranges[middle].start <= lasti)
+      low = middle + 1;
+    else
+      high = middle;
+  }
+  return low == 0 ? table->uncovered : table->ranges[low - 1].line;
+}
+
+void leak__line_table_free(leak__line_table *table) { leak__free(table); }

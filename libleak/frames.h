@@ -72,4 +72,39 @@ PyInterpreterState *leak__frames_main_interpreter(void);
  * managed dict/weakref pre-header too, so the block starts before the object.  Reads type flags only. */
 uintptr_t leak__object_block_address(PyObject *obj);
 
+/* ---- Line tables: many line numbers of one code object, each in O(log n) ------------------------
+ *
+ * leak__frame_lineno walks the code's line table from its start on every call, so resolving every
+ * line of a long function one by one is quadratic.  A snapshot that meets many offsets of one code
+ * object decodes its table once into sorted address ranges and looks each offset up by bisection. */
+
+/* One range of byte offsets, from `start` up to the next range's start, all on `line` (-1: no line). */
+typedef struct leak__line_range {
+  int32_t start;
+  int32_t line;
+} leak__line_range;
+
+/* A decoded line table; built by leak__line_table_new, freed by leak__line_table_free. */
+typedef struct leak__line_table {
+  int32_t first_line; /* the answer for offsets < 0 (a frame that has not started) */
+  int32_t uncovered;  /* the answer for offsets before the first range (only when there is none) */
+  uint32_t count;
+  leak__line_range ranges[]; /* by increasing start; the last one runs past the end of the code */
+} leak__line_table;
+
+/* Decodes `code`'s line table into *out, which the caller frees with leak__line_table_free.
+ * Calls the Python API (the GIL must be held, with no exception set) and allocates with
+ * leak__malloc.  Returns 0, LEAK_ENOMEM, or LEAK_EPYTHON when Python failed or the table was not
+ * what was expected; on failure *out is NULL and no Python exception is left set, so the caller
+ * can fall back to leak__frame_lineno. */
+int leak__line_table_new(PyCodeObject *code, leak__line_table **out);
+
+/* The line of byte offset `lasti`: always what leak__frame_lineno(code, lasti) returns for the code
+ * the table was built from, for every offset (negative, without a line, past the end).  Does not
+ * allocate nor call the Python API; the code object need not be alive. */
+int leak__line_table_lookup(const leak__line_table *table, int32_t lasti);
+
+/* Frees a table from leak__line_table_new; NULL is accepted. */
+void leak__line_table_free(leak__line_table *table);
+
 #endif

@@ -398,3 +398,51 @@ TEST(snapshot_take_from_the_live_tracer) {
   leak_snapshot_free(s);
   return 0;
 }
+
+TEST(snapshot_take_resolves_many_lines_of_one_function) {
+  /* 200 allocating lines in one function, far more than a take walks before it decodes the
+   * function's line table; the lines are 300 apart and some allocations sit inside multi-line
+   * calls, so the table has jumps of more than a byte both ways.  Every allocating line must come
+   * out as its own row, on the line where `bytes(` is written. */
+  test_python_start();
+  leak_tracer_options options = LEAK_TRACER_OPTIONS_INIT;
+  options.nframe = 1;
+  ASSERT_EQ(leak_tracer_start(&options), 0);
+  ASSERT_EQ(test_python_run("blank = '\\n' * 300\n"
+                            "body = ''\n"
+                            "for i in range(200):\n"
+                            "    if i % 10 == 0:\n"
+                            "        body += '    keep.append(max(b\"\",' + blank + '        bytes(%d)))\\n' % (100000 + i)\n"
+                            "    else:\n"
+                            "        body += '    keep.append(bytes(%d))\\n' % (100000 + i)\n"
+                            "    if i % 7 == 0:\n"
+                            "        body += blank\n"
+                            "source = 'def many(keep):\\n' + body + '    return keep\\n'\n"
+                            "expected = sorted(n + 1 for n, text in enumerate(source.split('\\n')) if 'bytes(' in text)\n"
+                            "ns = {}\n"
+                            "exec(compile(source, 'many_lines.py', 'exec'), ns)\n"
+                            "kept = ns['many']([])\n"),
+            0);
+  leak__snapshot *s = NULL;
+  ASSERT_EQ(leak_snapshot_take(&s), 0);
+  static leak_stat rows[4096];
+  size_t n;
+  ASSERT_EQ(leak_snapshot_top(s, LEAK_KEY_LINENO, 0, rows, LEAK_ARRAY_SIZE(rows), &n), 0);
+  ASSERT_LT(n, LEAK_ARRAY_SIZE(rows));
+  PyObject *got = PyList_New(0);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(rows[i].filename, "many_lines.py") == 0 && rows[i].size >= 100000) {
+      PyObject *line = PyLong_FromLong(rows[i].lineno);
+      PyList_Append(got, line);
+      Py_DECREF(line);
+    }
+  PyObject *main_module = PyImport_AddModule("__main__");
+  PyObject_SetAttrString(main_module, "got", got);
+  Py_DECREF(got);
+  ASSERT_EQ(test_python_run("assert len(expected) == 200\n"
+                            "assert sorted(got) == expected, (sorted(got), expected)\n"),
+            0);
+  ASSERT_EQ(leak_tracer_stop(), 0);
+  leak_snapshot_free(s);
+  return 0;
+}
