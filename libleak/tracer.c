@@ -121,8 +121,6 @@ typedef struct hook_thread {
   uintptr_t forwarded_block;    /* see fast_realloc */
 } hook_thread;
 static __thread hook_thread this_thread LEAK_TLS_FAST;
-#define in_hook (this_thread.in_hook)
-#define last_traced_block (this_thread.last_traced_block)
 
 /* fork: set by prepare when it took the lock, for parent/child to release it.  Only the forking
  * thread touches it, between its own prepare and parent/child handlers. */
@@ -242,7 +240,7 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
     if (id == LEAK_STACK_NONE || put_trace_unlocked(key, id, size) < 0) count_dropped();
   }
   leak__stacks_unlock();
-  last_traced_block = address;
+  this_thread.last_traced_block = address;
 }
 
 /* Forgets the trace of a domain-0 block; returns 1 with its size and stack when there was one.
@@ -279,14 +277,14 @@ static __attribute__((noinline)) int untrace_block(void *ptr, uint64_t *size, ui
 static inline uint64_t enter_hook(void) {
   uint64_t countdown = this_thread.sampler.countdown;
   this_thread.sampler.countdown = UINT64_MAX;
-  in_hook = 1;
+  this_thread.in_hook = 1;
   return countdown;
 }
 
 static inline void resume_countdown(uint64_t countdown) { this_thread.sampler.countdown = countdown; }
 
 /* The end of what enter_hook began (after resume_countdown). */
-static inline void leave_hook(void) { in_hook = 0; }
+static inline void leave_hook(void) { this_thread.in_hook = 0; }
 
 /* True when a new block of `size` bytes, already allocated, is to be traced: always in exact mode,
  * when the countdown is crossed in sampled mode.  Only in slow paths, whose fast path did not pass. */
@@ -299,7 +297,7 @@ static inline int should_trace(size_t size) {
  * ran (requests that pymalloc passes on to the RAW domain). */
 enum { ALLOC_STRAIGHT, ALLOC_TRACE, ALLOC_DECIDE_AFTER };
 static inline int allocation_plan(const hooked_domain *domain, size_t size) {
-  if (in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return ALLOC_STRAIGHT;
+  if (this_thread.in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return ALLOC_STRAIGHT;
   if (options.sample_bytes <= 0) return ALLOC_TRACE;
   if (!domain->raw && size > POOL_REQUEST_MAX) return ALLOC_DECIDE_AFTER;
   return leak__sampling_decide(&this_thread.sampler, size) ? ALLOC_TRACE : ALLOC_STRAIGHT;
@@ -337,7 +335,8 @@ static __attribute__((noinline)) void *calloc_slow(hooked_domain *domain, size_t
  * freed the old address, another thread may get it and trace it, and that trace must not be the one
  * removed.  If realloc fails, the old block is still ours and its trace goes back. */
 static __attribute__((noinline)) void *realloc_slow(hooked_domain *domain, void *ptr, size_t size) {
-  if (in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return domain->inner.realloc(domain->inner.ctx, ptr, size);
+  if (this_thread.in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED))
+    return domain->inner.realloc(domain->inner.ctx, ptr, size);
   uint64_t countdown = enter_hook();
   uint64_t old_size = 0;
   uint32_t old_stack = 0;
@@ -365,7 +364,7 @@ static __attribute__((noinline)) void *realloc_slow(hooked_domain *domain, void 
  * again), with in_hook set so that the allocator below does not look again for the blocks it frees
  * inside.  Nested frees (in_hook) are left alone: the outer hook already dropped the trace. */
 static __attribute__((noinline)) void free_slow(hooked_domain *domain, void *ptr) {
-  if (ptr == NULL || in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+  if (ptr == NULL || this_thread.in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     domain->inner.free(domain->inner.ctx, ptr);
     return;
   }
@@ -458,11 +457,11 @@ static const PyMemAllocatorEx hook_sets[3] = {
  * let the previous tracer run.  Called with the GIL held; same rules as the hooks. */
 static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
   (void)data;
-  if (event == PyRefTracer_CREATE && !in_hook && __atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+  if (event == PyRefTracer_CREATE && !this_thread.in_hook && __atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     uintptr_t block = leak__object_block_address(obj);
     uint64_t key = LEAK_TRACE_KEY(0, block);
-    if (block != last_traced_block && may_be_traced(key)) {
-      in_hook = 1;
+    if (block != this_thread.last_traced_block && may_be_traced(key)) {
+      this_thread.in_hook = 1;
       int nframe = options.nframe;
       leak__frame frames[nframe + 1];
       captured_stack stack;
@@ -474,7 +473,7 @@ static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
         if (id != LEAK_STACK_NONE) trace->stack = id;
       }
       leak__stacks_unlock();
-      in_hook = 0;
+      this_thread.in_hook = 0;
     }
   }
   if (previous_ref_tracer != NULL) return previous_ref_tracer(obj, event, previous_ref_tracer_data);
@@ -488,7 +487,7 @@ static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
  * allocate), hence in_hook. */
 static void atfork_prepare(void) {
   if (!hooks_installed) return;
-  in_hook = 1;
+  this_thread.in_hook = 1;
   leak__stacks_lock();
   fork_locked = 1;
 }
@@ -498,7 +497,7 @@ static void atfork_parent(void) {
   if (!fork_locked) return;
   fork_locked = 0;
   leak__stacks_unlock();
-  in_hook = 0;
+  this_thread.in_hook = 0;
 }
 
 /* Only the forking thread exists here; everything runs before CPython's own after-fork code, so no
@@ -516,7 +515,7 @@ static void atfork_child(void) {
     leak__sampling_end();
   }
   reset_filter_unlocked(__atomic_load_n(&tracing, __ATOMIC_RELAXED) && options.sample_bytes <= 0);
-  in_hook = 0;
+  this_thread.in_hook = 0;
 }
 
 /* Once per process (pthread_once): the handlers are no-ops while the hooks are not installed. */
