@@ -5,7 +5,7 @@
 #ifndef LIBLEAK_PYBIND_GLUE_H
 #define LIBLEAK_PYBIND_GLUE_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* libleak.Error and libleak.FormatError (created at module init; owned by the module). */
 extern PyObject *leak__py_error;

@@ -6,9 +6,9 @@
  * strings and frame tuples are created once per snapshot entry and cached on the snapshot object,
  * so a statistics() call costs one tuple per row, not one string per row. */
 #include "glue.h"
-#include "snapshot.h"
-#include "snapfile.h"
-#include "tracer.h"
+#include "tracer/snapshot.h"
+#include "tracer/snapfile.h"
+#include "tracer/tracer.h"
 
 /* ---- The snapshot type --------------------------------------------------------------------- */
 

@@ -4,8 +4,8 @@
  * Every input must decode to a snapshot or fail with LEAK_EFORMAT; a decoded snapshot must group,
  * diff and filter without trouble, and must encode and decode again to the same traces.  Anything
  * else (a crash, an ASan report, another error code) is a bug the fuzzer reports. */
-#include "internal.h"
-#include "snapfile.h"
+#include "core/internal.h"
+#include "tracer/snapfile.h"
 
 #include <stdio.h>
 #include <stdlib.h>

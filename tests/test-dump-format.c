@@ -2,9 +2,9 @@
  * blocks line for line (threads may come in another order: ours puts the main thread first), on
  * plain calls, parked threads, generators, coroutines, escaped and cut names, a thread state with
  * no frame and a dump during garbage collection.  Also the async-signal-safe formatting helpers. */
-#include "internal.h"
-#include "dump.h"
-#include "sigsafe.h"
+#include "core/internal.h"
+#include "faults/dump.h"
+#include "core/sigsafe.h"
 #include "runner.h"
 #include "test-dump-util.h"
 

@@ -1,6 +1,6 @@
 /* Limits: what a dump cuts is counted exactly ("  ... N more frames", "... N more threads"), the
  * main thread comes first, and the limits are validated. */
-#include "internal.h"
+#include "core/internal.h"
 #include "runner.h"
 #include "test-dump-util.h"
 

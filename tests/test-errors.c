@@ -1,5 +1,5 @@
 /* Error codes: every code has a name and a sentence, and unknown codes are handled. */
-#include "internal.h"
+#include "core/internal.h"
 #include "runner.h"
 
 TEST(errors_have_names_and_text) {

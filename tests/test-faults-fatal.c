@@ -3,7 +3,7 @@
  * truncated mapping, a trap instruction, a C stack overflow).  The parent checks the report line
  * by line and that the grandchild died by that very signal, i.e. the previous handler (here the
  * default action) ran after the dump. */
-#include "internal.h"
+#include "core/internal.h"
 #include "runner.h"
 #include "test-dump-util.h"
 

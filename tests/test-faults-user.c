@@ -1,7 +1,7 @@
 /* User signals: register dumps on a signal, with and without chaining to the handler that was
  * there, unregister puts it back, bad signal numbers are refused, errno survives the handler, and
  * a burst of signals while other threads allocate neither deadlocks nor tears the output. */
-#include "internal.h"
+#include "core/internal.h"
 #include "runner.h"
 #include "test-dump-util.h"
 

@@ -1,8 +1,8 @@
 /* The frame reader against CPython's own view of the stack: same code objects, same line numbers,
  * innermost first, through plain calls, deep recursion, generators, coroutines and other threads;
  * and it never allocates. */
-#include "internal.h"
-#include "frames.h"
+#include "core/internal.h"
+#include "core/frames.h"
 #include "runner.h"
 
 /* Allocation calls seen by the counting allocator while `counting` is set. */

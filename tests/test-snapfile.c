@@ -1,8 +1,8 @@
 /* The snapshot file format: round trips through a file descriptor, and a parser that turns every
  * truncated, corrupted or hostile input into LEAK_EFORMAT without crashing.  The mutation tests
  * always run (the libFuzzer target tests/fuzz-snapfile.c goes further when clang is there). */
-#include "internal.h"
-#include "snapfile.h"
+#include "core/internal.h"
+#include "tracer/snapfile.h"
 #include "runner.h"
 
 #include <unistd.h>

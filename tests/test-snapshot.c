@@ -1,8 +1,8 @@
 /* Snapshots on constructed inputs: grouping by file, line and traceback, cumulative counts, the
  * sort orders and tie-breaks of tracemalloc, diffs, filters, sampled weights, and out-of-memory
  * paths.  The expected values were worked out by hand from tracemalloc's rules. */
-#include "internal.h"
-#include "snapshot.h"
+#include "core/internal.h"
+#include "tracer/snapshot.h"
 #include "runner.h"
 
 /* Adds a trace whose traceback is written "file:line file:line ..." most recent first. */

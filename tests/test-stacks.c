@@ -1,8 +1,8 @@
 /* The stack table: each distinct stack stored once under one id, references to code objects taken
  * once per entry and dropped by a clear, lookups without the GIL finding only stored stacks, and
  * pinned tables surviving clears. */
-#include "internal.h"
-#include "stacks.h"
+#include "core/internal.h"
+#include "core/stacks.h"
 #include "runner.h"
 
 /* Two distinct code objects from the embedded interpreter (new references). */

@@ -1,8 +1,8 @@
 /* The `_tprobe` module the tracer tests drive from Python: allocate in a chosen domain (with or
  * without the GIL), read one trace back with its frames resolved, the counters, track/untrack, and
  * the object traceback.  No tests here; see tests/test-tracer*.c. */
-#include "internal.h"
-#include "tracer.h"
+#include "core/internal.h"
+#include "tracer/tracer.h"
 #include "test-tracer-probe.h"
 #include "runner.h"
 

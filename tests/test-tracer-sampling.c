@@ -2,8 +2,8 @@
  * include/libleak/tracer.h on known workloads (fixed seeds, and a bound of four standard deviations,
  * so the outcome does not hinge on the draw), determinism for a given seed, large blocks always
  * traced, frees dropping sampled traces, counters equal to the traces' estimates. */
-#include "internal.h"
-#include "tracer.h"
+#include "core/internal.h"
+#include "tracer/tracer.h"
 #include "runner.h"
 #include "test-tracer-probe.h"
 

@@ -2,8 +2,8 @@
  * ten seconds while two others stop, start, clear and copy the traces; nothing crashes, and once the
  * churn is over, the traces are exactly what the threads hold: no trace lost, none counted twice.
  * LEAK_TEST_STRESS_SECONDS shortens or lengthens the ten seconds (sanitizer builds are slower). */
-#include "internal.h"
-#include "tracer.h"
+#include "core/internal.h"
+#include "tracer/tracer.h"
 #include "runner.h"
 #include "test-tracer-probe.h"
 

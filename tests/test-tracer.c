@@ -1,8 +1,8 @@
 /* The tracer in exact mode: options, hooks on every domain, realloc and calloc, counters and peak,
  * nframe limits and truncation, stack interning, RAW allocations without the GIL, out-of-memory,
  * fork, domains (track/untrack), object allocation sites and the tracer's memory. */
-#include "internal.h"
-#include "tracer.h"
+#include "core/internal.h"
+#include "tracer/tracer.h"
 #include "runner.h"
 #include "test-tracer-probe.h"
 

@@ -3,7 +3,7 @@
  * process with status 1; cancel before the deadline prints nothing; the process-wide
  * leak_dump_later is replaced by each call; a forked child can start its own.  No assertion
  * depends on timing: long timeouts are never reached, short ones are waited for generously. */
-#include "internal.h"
+#include "core/internal.h"
 #include "runner.h"
 #include "test-dump-util.h"
 

@@ -11,8 +11,8 @@
 
 #include "config.h"
 #include "libleak.h"
-#include "alloc.h"
-#include "pycompat.h"
+#include "core/alloc.h"
+#include "core/pycompat.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
-/* Async-signal-safe output.  Read libleak/sigsafe.h first.
+/* Async-signal-safe output.  Read core/sigsafe.h first.
  *
  * Rules for every function here: callable from a signal handler and from a thread that does not
  * hold the GIL.  No allocation, no locks, no stdio, no Python API calls (str objects are read
  * through their struct fields); errno may change, so signal handlers save it around their use. */
-#include "internal.h"
-#include "sigsafe.h"
+#include "core/internal.h"
+#include "core/sigsafe.h"
 
 #include <errno.h>
 #include <unistd.h>

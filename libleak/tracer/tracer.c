@@ -61,11 +61,11 @@
  * by the fork_mode option, keeps tracing with empty tables or stops (the hooks stay installed but
  * pass-through: the child cannot safely call PyMem_SetAllocator before CPython's own after-fork
  * code has run).  The stack table is kept: its references are valid in the child. */
-#include "internal.h"
-#include "tracer.h"
-#include "stacks.h"
-#include "traces.h"
-#include "sampling.h"
+#include "core/internal.h"
+#include "tracer/tracer.h"
+#include "core/stacks.h"
+#include "tracer/traces.h"
+#include "tracer/sampling.h"
 
 #include <pthread.h>
 #include <string.h>

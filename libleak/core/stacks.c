@@ -10,8 +10,8 @@
  * leak__malloc, never from the hooked allocators.  Py_DECREF happens only in release_store, which
  * runs with the GIL held and the lock released (a code object's deallocation frees memory through
  * the hooked allocators, which take the lock). */
-#include "internal.h"
-#include "stacks.h"
+#include "core/internal.h"
+#include "core/stacks.h"
 
 #include <malloc.h>
 #include <sched.h>

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot.h"
+#include "tracer/snapshot.h"
 
 #define LEAK_SNAPFILE_MAGIC "LEAKSNAP"
 #define LEAK_SNAPFILE_VERSION 1u

@@ -1,7 +1,7 @@
 /* The stack dumper: Python stacks printed in faulthandler's format, from anywhere.
  *
  * Everything here except leak__dump_remember_interp is async-signal-safe: it reads frames through
- * the frame reader (libleak/frames.h), prints through libleak/sigsafe.h, and never allocates,
+ * the frame reader (core/frames.h), prints through core/sigsafe.h, and never allocates,
  * locks or calls into Python beyond the two thread-list accessors faulthandler itself uses
  * (PyInterpreterState_ThreadHead, PyThreadState_Next).  The public entry points are
  * leak_dump_stacks and leak_dump_set_limits (include/libleak/faults.h); the signal handlers
@@ -11,7 +11,7 @@
 
 #include <Python.h>
 
-#include "sigsafe.h"
+#include "core/sigsafe.h"
 
 /* Records the interpreter whose threads later dumps walk when they cannot tell from the dumping
  * thread: the calling thread's interpreter, else the main one.  Call it from normal code (enable,

@@ -54,7 +54,7 @@ unsigned long leak__frames_thread_id(PyThreadState *tstate);
  * Async-signal-safe (reads one field). */
 int leak__frames_gc_collecting(PyThreadState *tstate);
 
-/* Added for the stack dumper (libleak/dump.c). */
+/* Added for the stack dumper (faults/dump.c). */
 
 /* The OS thread id of the interpreter's main thread (threading.main_thread().ident), read from the
  * runtime state.  Async-signal-safe (reads one field). */

@@ -2,8 +2,8 @@
  *
  * Rules: leak__sampling_skip and leak__sampling_decide run inside allocator hooks, with or without
  * the GIL: thread-local state only, no locks, no malloc, no Python API (log() from libm is pure). */
-#include "internal.h"
-#include "sampling.h"
+#include "core/internal.h"
+#include "tracer/sampling.h"
 
 #include <math.h>
 #include <time.h>

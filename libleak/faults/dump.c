@@ -1,13 +1,13 @@
-/* The stack dumper.  Read libleak/dump.h first.
+/* The stack dumper.  Read faults/dump.h first.
  *
  * Rules for every function here except leak__dump_remember_interp and leak_dump_set_limits:
  * async-signal-safe.  No allocation, no locks, no Python API other than PyInterpreterState_ThreadHead
  * and PyThreadState_Next (plain field reads, used by faulthandler in its handlers too); output only
- * through libleak/sigsafe.h.  Reading another thread's frames while it runs is racy, exactly as it
+ * through core/sigsafe.h.  Reading another thread's frames while it runs is racy, exactly as it
  * is for faulthandler: the dump is a best effort that must never crash the host itself. */
-#include "internal.h"
-#include "dump.h"
-#include "frames.h"
+#include "core/internal.h"
+#include "faults/dump.h"
+#include "core/frames.h"
 
 #include <signal.h>
 

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frames.h"
+#include "core/frames.h"
 
 typedef uint32_t leak__stack_id; /* 0 is the empty stack */
 

@@ -3,8 +3,8 @@
  * Separate from snapshot.c because three parts use it: the snapshot builder (deduplicating strings,
  * frames and tracebacks), the comparison of two snapshots (matching rows by content) and the caches
  * of one take of the live tracer. */
-#include "internal.h"
-#include "idset.h"
+#include "core/internal.h"
+#include "core/idset.h"
 
 /* Lookup: returns the index found (and 1) or the slot where it would go (and 0). */
 int leak__idset_find(const leak__idset *set, uint32_t hash, leak__idset_equal_fn equal, const void *context,

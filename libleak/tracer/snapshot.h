@@ -7,8 +7,9 @@
  * reference-counted, between a snapshot and the snapshots filter_traces makes from it.  Strings,
  * frames and tracebacks are deduplicated while building, so equal values have equal indexes.
  *
- * Files: snapshot.c builds and frees (and holds the public C API), snapstats.c groups and compares,
- * snapfilter.c filters, snaptake.c takes a snapshot of the live tracer; idset.h is their hash set. */
+ * Files: snapshot.c builds and frees and stands on nothing else here; snapstats.c groups and
+ * compares (and holds the public C API over that), snapfilter.c filters, snaptake.c takes a snapshot
+ * of the live tracer; all three stand on snapshot.c only.  core/idset.h is their hash set. */
 #ifndef LIBLEAK_SNAPSHOT_INTERNAL_H
 #define LIBLEAK_SNAPSHOT_INTERNAL_H
 

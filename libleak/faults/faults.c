@@ -6,10 +6,10 @@
  * signal-handler rules: no malloc, no locks, no Python API, errno saved and restored, only
  * async-signal-safe calls (write, sigaction, raise); they never take config_lock, and read the
  * tables below through fields that are written before the handler is installed. */
-#include "internal.h"
-#include "dump.h"
-#include "frames.h"
-#include "sigsafe.h"
+#include "core/internal.h"
+#include "faults/dump.h"
+#include "core/frames.h"
+#include "core/sigsafe.h"
 
 #include <errno.h>
 #include <pthread.h>

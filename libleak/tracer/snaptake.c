@@ -1,12 +1,12 @@
-/* Snapshots: taking a snapshot of the live tracer.  Read libleak/snapshot.h first.
+/* Snapshots: taking a snapshot of the live tracer.  Read tracer/snapshot.h first.
  *
  * Separate from the builder because it is the only part that talks to the tracer, the stack table
  * and Python code objects; the file loader and the tests build snapshots without any of them. */
-#include "internal.h"
-#include "snapshot.h"
-#include "idset.h"
-#include "frames.h"
-#include "tracer.h"
+#include "core/internal.h"
+#include "tracer/snapshot.h"
+#include "core/idset.h"
+#include "core/frames.h"
+#include "tracer/tracer.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* The frame reader.  Read libleak/frames.h first.
+/* The frame reader.  Read core/frames.h first.
  *
  * Each CPython version gets three small static functions: where a thread's innermost frame is, the
  * next older frame, and how to turn one frame into (code, byte offset) or say it must be skipped.
@@ -10,8 +10,8 @@
 /* The internal headers that describe frames need Py_BUILD_CORE, and it must be set before Python.h
  * is first included; this file is the only one that sets it. */
 #define Py_BUILD_CORE 1
-#include "internal.h"
-#include "frames.h"
+#include "core/internal.h"
+#include "core/frames.h"
 
 #if PY_VERSION_HEX >= 0x030B0000
 #include <internal/pycore_frame.h>

@@ -1,11 +1,11 @@
-/* The snapshot file format.  Read libleak/snapfile.h first for the layout.
+/* The snapshot file format.  Read tracer/snapfile.h first for the layout.
  *
  * The decoder is written for hostile input: a cursor that can only move forward inside the buffer,
  * varints limited to 64 bits, counts checked against the bytes that remain before any allocation,
  * indexes checked against the tables already read, strings checked to be UTF-8 without NULs.  Every
  * failure is LEAK_EFORMAT (or LEAK_ENOMEM); nothing aborts. */
-#include "internal.h"
-#include "snapfile.h"
+#include "core/internal.h"
+#include "tracer/snapfile.h"
 
 #include <errno.h>
 #include <math.h>

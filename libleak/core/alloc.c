@@ -1,5 +1,5 @@
 /* The raw allocator: the C library's, with an optional failure injection for tests. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdlib.h>
 

@@ -1,11 +1,12 @@
-/* Snapshots: building (strings, frames, tracebacks, traces), freeing, and the public C API over
- * grouping and comparing.  Read libleak/snapshot.h first.
+/* Snapshots: building (strings, frames, tracebacks, traces) and freeing.  Read tracer/snapshot.h
+ * first.
  *
- * Grouping and comparing live in snapstats.c, filtering in snapfilter.c, and taking a snapshot of
- * the live tracer in snaptake.c; this file holds what all of them build on. */
-#include "internal.h"
-#include "snapshot.h"
-#include "idset.h"
+ * This file stands on nothing else of the snapshot code: grouping and comparing (snapstats.c),
+ * filtering (snapfilter.c) and taking a snapshot of the live tracer (snaptake.c) all build on it,
+ * never the other way round. */
+#include "core/internal.h"
+#include "tracer/snapshot.h"
+#include "core/idset.h"
 
 #include <math.h>
 #include <string.h>
@@ -230,44 +231,3 @@ void leak_snapshot_free(leak__snapshot *s) {
 
 /* The trace count, for hosts that size buffers or report progress. */
 size_t leak_snapshot_trace_count(const leak__snapshot *s) { return s ? s->ntraces : 0; }
-
-/* ---- The public C API -------------------------------------------------------------------------- */
-
-/* Sorting uses a thread-local key type, so concurrent calls from different threads are fine. */
-int leak_snapshot_top(const leak__snapshot *s, leak_key_type key, int cumulative, leak_stat *out, size_t max,
-                      size_t *n) {
-  if (s == NULL || n == NULL || (out == NULL && max > 0)) return LEAK_EINVAL;
-  leak__stat_row *rows;
-  size_t nrows;
-  int rc = leak__snapshot_statistics(s, key, cumulative, &rows, &nrows);
-  if (rc < 0) return rc;
-  size_t count = nrows < max ? nrows : max;
-  for (size_t i = 0; i < count; i++) {
-    leak__stat_row_frame(&rows[i], key, 0, &out[i].filename, &out[i].lineno);
-    out[i].size = rows[i].size;
-    out[i].count = rows[i].count;
-  }
-  *n = count;
-  leak__free(rows);
-  return 0;
-}
-
-int leak_snapshot_compare(const leak__snapshot *now, const leak__snapshot *old, leak_key_type key, int cumulative,
-                          leak_stat_diff *out, size_t max, size_t *n) {
-  if (now == NULL || old == NULL || n == NULL || (out == NULL && max > 0)) return LEAK_EINVAL;
-  leak__stat_row *rows;
-  size_t nrows;
-  int rc = leak__snapshot_compare(now, old, key, cumulative, &rows, &nrows);
-  if (rc < 0) return rc;
-  size_t count = nrows < max ? nrows : max;
-  for (size_t i = 0; i < count; i++) {
-    leak__stat_row_frame(&rows[i], key, 0, &out[i].filename, &out[i].lineno);
-    out[i].size = rows[i].size;
-    out[i].size_diff = rows[i].size_diff;
-    out[i].count = rows[i].count;
-    out[i].count_diff = rows[i].count_diff;
-  }
-  *n = count;
-  leak__free(rows);
-  return 0;
-}

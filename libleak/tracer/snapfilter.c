@@ -1,9 +1,9 @@
-/* Snapshots: filtering (tracemalloc's Snapshot.filter_traces).  Read libleak/snapshot.h first.
+/* Snapshots: filtering (tracemalloc's Snapshot.filter_traces).  Read tracer/snapshot.h first.
  *
  * Separate from the builder because it only reads a finished snapshot and makes a new one that
  * shares its tables; it is the only part that needs fnmatch. */
-#include "internal.h"
-#include "snapshot.h"
+#include "core/internal.h"
+#include "tracer/snapshot.h"
 
 #include <fnmatch.h>
 #include <string.h>

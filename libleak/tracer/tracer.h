@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stacks.h"
+#include "core/stacks.h"
 
 typedef struct leak__trace_copy {
   uintptr_t ptr;

@@ -1,5 +1,5 @@
 /* Error codes to text: one switch generated from LEAK_ERRNO_MAP so the list lives in one place. */
-#include "internal.h"
+#include "core/internal.h"
 
 /* Static text for a code, so hosts can log it without owning memory. */
 const char *leak_strerror(int code) {

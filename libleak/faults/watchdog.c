@@ -4,13 +4,13 @@
  * Every watchdog has its own deadline; one service thread, started the first time a watchdog is
  * armed, sleeps until the earliest deadline (pthread_cond_timedwait on CLOCK_MONOTONIC) and dumps.
  * The dump runs while other threads hold the GIL, so it follows the signal-handler rules: it goes
- * through libleak/dump.c, which neither allocates, locks, nor calls Python.  `lock` is never held
+ * through faults/dump.c, which neither allocates, locks, nor calls Python.  `lock` is never held
  * during a dump, so arming and cancelling never wait for one, except a cancel of the watchdog
  * being dumped, which waits until the dump is out (its fd may be closed right after). */
-#include "internal.h"
-#include "dump.h"
-#include "frames.h"
-#include "sigsafe.h"
+#include "core/internal.h"
+#include "faults/dump.h"
+#include "core/frames.h"
+#include "core/sigsafe.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,5 @@
-/* Snapshots: grouping, statistics and comparing.  Read libleak/snapshot.h first.
+/* Snapshots: grouping, statistics and comparing, and the public C API over them
+ * (leak_snapshot_top, leak_snapshot_compare).  Read tracer/snapshot.h first.
  *
  * Separate from the builder because it only reads finished snapshots.  Grouping never creates a
  * Python object: traces are grouped by small integer keys (string, frame or traceback-group indexes,
@@ -8,9 +9,9 @@
  *
  * Sizes and counts are summed exactly for unsampled traces (weight 1) and as doubles of size*weight
  * and weight for sampled ones; the two parts are added and rounded once, at the end. */
-#include "internal.h"
-#include "snapshot.h"
-#include "idset.h"
+#include "core/internal.h"
+#include "tracer/snapshot.h"
+#include "core/idset.h"
 
 #include <math.h>
 #include <string.h>
@@ -298,3 +299,44 @@ done:
 }
 
 /* ---- Filtering ------------------------------------------------------------------------------- */
+
+/* ---- The public C API ------------------------------------------------------------------------ */
+
+/* Sorting uses a thread-local key type, so concurrent calls from different threads are fine. */
+int leak_snapshot_top(const leak__snapshot *s, leak_key_type key, int cumulative, leak_stat *out, size_t max,
+                      size_t *n) {
+  if (s == NULL || n == NULL || (out == NULL && max > 0)) return LEAK_EINVAL;
+  leak__stat_row *rows;
+  size_t nrows;
+  int rc = leak__snapshot_statistics(s, key, cumulative, &rows, &nrows);
+  if (rc < 0) return rc;
+  size_t count = nrows < max ? nrows : max;
+  for (size_t i = 0; i < count; i++) {
+    leak__stat_row_frame(&rows[i], key, 0, &out[i].filename, &out[i].lineno);
+    out[i].size = rows[i].size;
+    out[i].count = rows[i].count;
+  }
+  *n = count;
+  leak__free(rows);
+  return 0;
+}
+
+int leak_snapshot_compare(const leak__snapshot *now, const leak__snapshot *old, leak_key_type key, int cumulative,
+                          leak_stat_diff *out, size_t max, size_t *n) {
+  if (now == NULL || old == NULL || n == NULL || (out == NULL && max > 0)) return LEAK_EINVAL;
+  leak__stat_row *rows;
+  size_t nrows;
+  int rc = leak__snapshot_compare(now, old, key, cumulative, &rows, &nrows);
+  if (rc < 0) return rc;
+  size_t count = nrows < max ? nrows : max;
+  for (size_t i = 0; i < count; i++) {
+    leak__stat_row_frame(&rows[i], key, 0, &out[i].filename, &out[i].lineno);
+    out[i].size = rows[i].size;
+    out[i].size_diff = rows[i].size_diff;
+    out[i].count = rows[i].count;
+    out[i].count_diff = rows[i].count_diff;
+  }
+  *n = count;
+  leak__free(rows);
+  return 0;
+}

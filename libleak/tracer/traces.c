@@ -2,8 +2,8 @@
  *
  * Rules: runs inside the allocator hooks with the tracer lock held: no Python API, memory only from
  * leak__malloc (the C library), nothing that can block except the C allocator. */
-#include "internal.h"
-#include "traces.h"
+#include "core/internal.h"
+#include "tracer/traces.h"
 
 #include <malloc.h>
 #include <string.h>
