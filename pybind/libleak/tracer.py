@@ -35,6 +35,7 @@ does nothing (and imports nothing) when ``LIBLEAK_TRACE`` is unset or empty.
 import fnmatch
 import linecache
 import os.path
+import sys
 from collections.abc import Iterable, Sequence
 from functools import total_ordering
 
@@ -54,6 +55,7 @@ __all__ = [
     "get_object_traceback",
     "get_traceback_limit",
     "get_traced_memory",
+    "get_tracemalloc_memory",
     "get_tracer_memory",
     "get_dropped_traces",
     "is_tracing",
@@ -67,6 +69,11 @@ __all__ = [
 MAX_NFRAME = 1024
 
 _KEY_TYPES = {"filename": 0, "lineno": 1, "traceback": 2}
+
+# tracemalloc's raw traces are (domain, size, frames) on 3.8 and (domain, size, frames,
+# total_nframe) from 3.9 on; libleak gives and takes the layout of the running interpreter.
+_HAS_TOTAL_NFRAME = sys.version_info >= (3, 9)
+_TRACE_LENGTH = 4 if _HAS_TOTAL_NFRAME else 3
 
 
 def _format_size(size, sign):
@@ -139,9 +146,17 @@ def reset_peak():
     _libleak.tracer_reset_peak()
 
 
-def get_tracer_memory():
-    """Bytes the tracer's own tables really use (traces and stacks)."""
+def get_tracemalloc_memory():
+    """Bytes the tracer's own tables really use (traces and stacks); tracemalloc's name.
+
+    >>> get_tracemalloc_memory() >= 0
+    True
+    """
     return _libleak.tracer_memory()
+
+
+#: The same function under a name that does not say tracemalloc.
+get_tracer_memory = get_tracemalloc_memory
 
 
 def get_dropped_traces():
@@ -162,7 +177,7 @@ def get_object_traceback(obj):
     if raw is None:
         return None
     frames, total_nframe = raw
-    return Traceback(frames, total_nframe)
+    return Traceback(frames, total_nframe) if _HAS_TOTAL_NFRAME else Traceback(frames)
 
 
 def take_snapshot():
@@ -221,24 +236,42 @@ class Frame:
 class Traceback(Sequence):
     """Frames from the oldest call to the most recent one, like tracemalloc's Traceback.
 
-    ``frames`` is given most recent first (tracemalloc's raw order).  ``total_nframe`` is the
-    depth of the stack as far as known.
+    ``frames`` is given most recent first (tracemalloc's raw order).  From Python 3.9 on,
+    ``total_nframe`` is the depth of the whole stack (None when not known, as for the tracebacks of
+    statistics); on 3.8, as in its tracemalloc, there is no ``total_nframe``.
 
     >>> tb = Traceback((("b.py", 2), ("a.py", 1)))
     >>> [str(frame) for frame in tb]
     ['a.py:1', 'b.py:2']
     """
 
-    __slots__ = ("_frames", "_total_nframe")
+    if _HAS_TOTAL_NFRAME:
+        __slots__ = ("_frames", "_total_nframe")
 
-    def __init__(self, frames, total_nframe=None):
-        Sequence.__init__(self)
-        self._frames = tuple(reversed(frames))
-        self._total_nframe = total_nframe
+        def __init__(self, frames, total_nframe=None):
+            Sequence.__init__(self)
+            self._frames = tuple(reversed(frames))
+            self._total_nframe = total_nframe
 
-    @property
-    def total_nframe(self):
-        return self._total_nframe
+        @property
+        def total_nframe(self):
+            return self._total_nframe
+
+        def __repr__(self):
+            text = "<Traceback %r" % (tuple(self),)
+            if self._total_nframe is None:
+                return text + ">"
+            return text + " total_nframe=%s>" % self.total_nframe
+
+    else:
+        __slots__ = ("_frames",)
+
+        def __init__(self, frames):
+            Sequence.__init__(self)
+            self._frames = tuple(reversed(frames))
+
+        def __repr__(self):
+            return "<Traceback %r>" % (tuple(self),)
 
     def __len__(self):
         return len(self._frames)
@@ -266,12 +299,6 @@ class Traceback(Sequence):
 
     def __str__(self):
         return str(self[0])
-
-    def __repr__(self):
-        text = "<Traceback %r" % (tuple(self),)
-        if self._total_nframe is None:
-            return text + ">"
-        return text + " total_nframe=%s>" % self.total_nframe
 
     def format(self, limit=None, most_recent_first=False):
         """Lines as the traceback module prints them, with the source line of each frame.
@@ -488,14 +515,16 @@ class DomainFilter(BaseFilter):
 class Trace:
     """One traced block: ``domain``, ``size``, ``traceback`` and ``weight``.
 
+    ``trace`` is a raw trace tuple in the running interpreter's layout (see ``Snapshot``).
     ``weight`` is 1 unless the tracer sampled: then the block stands for ``weight`` blocks of its
     size (statistics sum ``size * weight`` and ``weight``).
     """
 
-    __slots__ = ("_trace",)
+    __slots__ = ("_trace", "_weight")
 
-    def __init__(self, trace):
+    def __init__(self, trace, weight=1.0):
         self._trace = trace
+        self._weight = weight
 
     @property
     def domain(self):
@@ -507,19 +536,19 @@ class Trace:
 
     @property
     def traceback(self):
-        return Traceback(*self._trace[2:4])
+        return Traceback(*self._trace[2:])
 
     @property
     def weight(self):
-        return self._trace[4] if len(self._trace) > 4 else 1.0
+        return self._weight
 
     def __eq__(self, other):
         if not isinstance(other, Trace):
             return NotImplemented
-        return self._trace[:4] == other._trace[:4]
+        return self._trace == other._trace
 
     def __hash__(self):
-        return hash(self._trace[:4])
+        return hash(self._trace)
 
     def __str__(self):
         return "%s: %s" % (self.traceback, _format_size(self.size, False))
@@ -530,6 +559,12 @@ class Trace:
             _format_size(self.size, False),
             self.traceback,
         )
+
+
+def _core_trace(core, index):
+    """The index-th trace of a core snapshot as a Trace (raw tuple in this interpreter's layout)."""
+    raw = core.trace(index)
+    return Trace(raw[:_TRACE_LENGTH], raw[4])
 
 
 class _Traces(Sequence):
@@ -546,8 +581,8 @@ class _Traces(Sequence):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return tuple(Trace(self._core.trace(i)) for i in range(*index.indices(len(self))))
-        return Trace(self._core.trace(index))
+            return tuple(_core_trace(self._core, i) for i in range(*index.indices(len(self))))
+        return _core_trace(self._core, index)
 
     def __contains__(self, trace):
         return isinstance(trace, Trace) and any(t == trace for t in self)
@@ -562,30 +597,61 @@ class _Traces(Sequence):
 
     @property
     def _traces(self):
-        return [self._core.trace(i)[:4] for i in range(len(self))]
+        """The raw trace tuples, as tracemalloc's ``_Traces._traces`` holds them."""
+        return [self._core.trace(i)[:_TRACE_LENGTH] for i in range(len(self))]
+
+
+def _raw_trace(trace):
+    """A trace for the C builder: (domain, size, frames, total_nframe or None, weight), from a raw
+    tuple in this interpreter's layout or a Trace."""
+    weight = 1.0
+    if isinstance(trace, Trace):
+        trace, weight = trace._trace, trace._weight
+    if not isinstance(trace, tuple):
+        raise TypeError("a trace must be a tuple %s, not %s" % (_TRACE_SHAPE, type(trace).__name__))
+    if len(trace) != _TRACE_LENGTH:
+        raise ValueError("a trace must be a tuple %s, not %d items long" % (_TRACE_SHAPE, len(trace)))
+    if _HAS_TOTAL_NFRAME:
+        return trace + (weight,)
+    return trace + (None, weight)
+
+
+_TRACE_SHAPE = "(domain, size, frames, total_nframe)" if _HAS_TOTAL_NFRAME else "(domain, size, frames)"
 
 
 class Snapshot:
     """The traced blocks at one moment; immutable.
 
-    ``Snapshot(traces, traceback_limit)`` builds one from tracemalloc-style tuples
-    ``(domain, size, frames, total_nframe)`` with frames most recent first (tests do this);
-    ``take_snapshot()`` and ``Snapshot.load(path)`` are the usual ways.
+    ``Snapshot(traces, traceback_limit)`` builds one from tracemalloc's raw trace tuples in the
+    running interpreter's layout: ``(domain, size, frames, total_nframe)`` from Python 3.9 on,
+    ``(domain, size, frames)`` on 3.8, with frames ``(filename, lineno)`` most recent first (tests
+    do this); ``take_snapshot()`` and ``Snapshot.load(path)`` are the usual ways.
+    ``snapshot.traces._traces`` gives the tuples back in the same layout.
 
-    >>> snap = Snapshot([(0, 100, (("a.py", 1),), 1)], 1)
+    Attributes set on a snapshot (``snapshot.label = "after warm-up"``) are kept by ``dump`` and
+    ``load`` when they hold plain data: None, bool, int, float, str, bytes, and lists, tuples and
+    dicts of those.
+
+    >>> if sys.version_info >= (3, 9):
+    ...     trace = (0, 100, (("a.py", 1),), 1)
+    ... else:
+    ...     trace = (0, 100, (("a.py", 1),))
+    >>> snap = Snapshot([trace], 1)
     >>> snap.statistics("lineno")
     [<Statistic traceback=<Traceback (<Frame filename='a.py' lineno=1>,)> size=100 count=1>]
     """
 
-    __slots__ = ("_core", "traces")
+    __slots__ = ("_core", "traces", "__dict__")
 
     def __init__(self, traces, traceback_limit):
         _check_int("traceback_limit", traceback_limit)
         if isinstance(traces, _Traces):
-            raw = traces._traces
+            core = traces._core.filter([])
+            if core.traceback_limit != traceback_limit:
+                core = _libleak.snapshot_build([_raw_trace(t) for t in traces], traceback_limit)
         else:
-            raw = [t._trace if isinstance(t, Trace) else t for t in traces]
-        self._set_core(_libleak.snapshot_build(raw, traceback_limit))
+            core = _libleak.snapshot_build([_raw_trace(t) for t in traces], traceback_limit)
+        self._set_core(core)
 
     def _set_core(self, core):
         self._core = core
@@ -675,8 +741,6 @@ def _start_from_environment(environ=None):
     file imports libleak only when ``LIBLEAK_TRACE`` is set.  A value that is not a positive
     integer is reported on stderr and ignored, so a typo never stops the program.
     """
-    import sys
-
     environ = os.environ if environ is None else environ
     try:
         nframe = int(environ.get("LIBLEAK_TRACE", "0"))

@@ -1,0 +1,207 @@
+"""libleak.tracer against the real tracemalloc of the same interpreter, on constructed snapshots.
+
+The same raw traces go into tracemalloc.Snapshot and libleak.tracer.Snapshot, in the running
+interpreter's layout ((domain, size, frames) on 3.8, (domain, size, frames, total_nframe) from
+3.9 on); every statistics, compare_to and filter_traces result must come out identical, down to
+the reprs."""
+
+import random
+import sys
+import tracemalloc
+
+import pytest
+
+import libleak.tracer as tracer
+
+HAS_TOTAL_NFRAME = sys.version_info >= (3, 9)
+
+UNKNOWN = ("<unknown>", 0)
+FILES = ["/app/main.py", "/app/models.py", "/lib/json/decoder.py", "/lib/re.pyc", "<frozen importlib._bootstrap>", "/app/caf\u00e9.py"]
+
+
+def raw_trace(domain, size, frames):
+    """A raw trace in this interpreter's layout; total_nframe says the stack was deeper than kept."""
+    if HAS_TOTAL_NFRAME:
+        return (domain, size, tuple(frames), len(frames) + (size % 3))
+    return (domain, size, tuple(frames))
+
+
+def random_traces(rng, n, max_depth, domains=(0, 7, 389047)):
+    """Raw traces with ("<unknown>", 0) frames alone and inside tracebacks, repeated frames
+    (recursion, which cumulative statistics count once per occurrence) and .pyc names."""
+    traces = []
+    for _ in range(n):
+        shape = rng.random()
+        if shape < 0.1:
+            frames = [UNKNOWN]
+        else:
+            frames = [(rng.choice(FILES), rng.randint(0, 4)) for _ in range(rng.randint(1, max_depth))]
+            if shape < 0.25:
+                frames.insert(rng.randint(0, len(frames)), UNKNOWN)
+            elif shape < 0.35:
+                frames.append(frames[0])
+        size = rng.choice([8, 16, 16, 100, 4096, rng.randint(1, 10 ** 6)])
+        traces.append(raw_trace(rng.choice(domains), size, frames))
+    return traces
+
+
+def both(traces, limit):
+    return tracer.Snapshot(traces, limit), tracemalloc.Snapshot(traces, limit)
+
+
+def rows(stats):
+    """Everything a Statistic / StatisticDiff shows: frames, numbers, str and repr."""
+    out = []
+    for stat in stats:
+        frames = tuple((frame.filename, frame.lineno) for frame in stat.traceback)
+        numbers = tuple(getattr(stat, name) for name in ("size", "size_diff", "count", "count_diff") if hasattr(stat, name))
+        out.append((frames, numbers, str(stat), repr(stat)))
+    return out
+
+
+def test_every_public_name_of_tracemalloc_is_there():
+    names = [
+        name
+        for name in dir(tracemalloc)
+        if not name.startswith("_") and getattr(getattr(tracemalloc, name), "__module__", None) in ("tracemalloc", "_tracemalloc")
+    ]
+    assert "get_tracemalloc_memory" in names
+    for name in names:
+        assert hasattr(tracer, name), name
+        assert name in tracer.__all__, name
+    assert "get_tracer_memory" in tracer.__all__
+    assert tracer.get_tracer_memory is tracer.get_tracemalloc_memory
+    assert isinstance(tracer.get_tracemalloc_memory(), int)
+
+
+KEYS = [("filename", False), ("lineno", False), ("traceback", False), ("filename", True), ("lineno", True)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_raw_traces_come_back_in_this_interpreters_layout(seed):
+    traces = random_traces(random.Random(seed), 200, 4)
+    ours, theirs = both(traces, 6)
+    assert ours.traces._traces == theirs.traces._traces == traces
+    assert ours.traceback_limit == theirs.traceback_limit == 6
+    assert len(ours.traces) == len(theirs.traces)
+    for index in (0, 1, -1):
+        mine, real = ours.traces[index], theirs.traces[index]
+        assert (mine.domain, mine.size) == (real.domain, real.size)
+        assert [(f.filename, f.lineno) for f in mine.traceback] == [(f.filename, f.lineno) for f in real.traceback]
+        assert repr(mine.traceback) == repr(real.traceback)
+        assert repr(mine) == repr(real) and str(mine) == str(real)
+        assert hash(mine) == hash(real) and hash(mine.traceback) == hash(real.traceback)
+
+
+def test_snapshot_rejects_the_other_layout():
+    frames = (("a.py", 1),)
+    other = (0, 10, frames) if HAS_TOTAL_NFRAME else (0, 10, frames, 1)
+    with pytest.raises(ValueError, match=r"\(domain, size, frames"):
+        tracer.Snapshot([other], 1)
+    with pytest.raises(TypeError, match="a trace must be a tuple"):
+        tracer.Snapshot([[0, 10, frames, 1]], 1)
+
+
+def test_traceback_layout_matches_this_version():
+    frames = (("b.py", 2), ("a.py", 1))
+    if HAS_TOTAL_NFRAME:
+        ours, theirs = tracer.Traceback(frames, 5), tracemalloc.Traceback(frames, 5)
+        assert ours.total_nframe == theirs.total_nframe == 5
+        assert tracer.Traceback(frames).total_nframe is None
+    else:
+        ours, theirs = tracer.Traceback(frames), tracemalloc.Traceback(frames)
+        assert not hasattr(ours, "total_nframe") and not hasattr(theirs, "total_nframe")
+        with pytest.raises(TypeError):
+            tracer.Traceback(frames, 5)
+    assert repr(ours) == repr(theirs)
+    assert str(ours) == str(theirs)
+    assert ours.format() == theirs.format()
+    for limit in (1, -1, 5, -5):
+        assert ours.format(limit=limit, most_recent_first=True) == theirs.format(limit=limit, most_recent_first=True)
+    assert hash(ours) == hash(theirs)
+    assert ours == tracer.Traceback(frames) and not ours < tracer.Traceback(frames)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_statistics_match_tracemalloc(seed):
+    traces = random_traces(random.Random(seed), 300, 4)
+    ours, theirs = both(traces, 5)
+    for key, cumulative in KEYS:
+        assert rows(ours.statistics(key, cumulative)) == rows(theirs.statistics(key, cumulative)), (key, cumulative)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compare_to_matches_tracemalloc(seed):
+    rng = random.Random(50 + seed)
+    old = random_traces(rng, 200, 3)
+    new = old[: rng.randint(0, 200)] + random_traces(rng, 150, 3)
+    ours_new, theirs_new = both(new, 3)
+    ours_old, theirs_old = both(old, 3)
+    for key, cumulative in KEYS:
+        mine = ours_new.compare_to(ours_old, key, cumulative)
+        real = theirs_new.compare_to(theirs_old, key, cumulative)
+        assert rows(mine) == rows(real), (key, cumulative)
+
+
+FILTERS = [
+    lambda m: [m.Filter(True, "<unknown>")],
+    lambda m: [m.Filter(False, "<unknown>")],
+    lambda m: [m.Filter(True, "<unknown>", lineno=0)],
+    lambda m: [m.Filter(False, "<unknown>", lineno=0)],
+    lambda m: [m.Filter(True, "<unknown>", all_frames=True)],
+    lambda m: [m.Filter(False, "<unknown>", all_frames=True)],
+    lambda m: [m.Filter(False, "<unknown>", lineno=0, all_frames=True)],
+    lambda m: [m.Filter(True, "<*>", all_frames=True), m.Filter(False, "<unknown>")],
+    lambda m: [m.Filter(False, "<frozen importlib._bootstrap>"), m.Filter(False, "<unknown>")],
+    lambda m: [m.Filter(True, "/app/*")],
+    lambda m: [m.Filter(False, "/lib/*")],
+    lambda m: [m.Filter(True, "/lib/re.py")],
+    lambda m: [m.Filter(True, "/app/main.py", lineno=3)],
+    lambda m: [m.Filter(False, "/app/main.py", lineno=3)],
+    lambda m: [m.Filter(True, "/app/main.py", lineno=3, all_frames=True)],
+    lambda m: [m.Filter(False, "/app/main.py", lineno=3, all_frames=True)],
+    lambda m: [m.Filter(True, "/app/m*.py", all_frames=True)],
+    lambda m: [m.Filter(False, "*", lineno=0)],
+    lambda m: [m.Filter(False, "*", lineno=0, all_frames=True)],
+    lambda m: [m.Filter(True, "/app/*", domain=7)],
+    lambda m: [m.Filter(False, "/app/*", domain=7)],
+    lambda m: [m.Filter(True, "<unknown>", domain=0)],
+    lambda m: [m.Filter(False, "<unknown>", domain=0)],
+    lambda m: [m.Filter(True, "<unknown>", all_frames=True, domain=389047)],
+    lambda m: [m.Filter(False, "/lib/*", all_frames=True, domain=7)],
+    lambda m: [m.DomainFilter(True, 7)],
+    lambda m: [m.DomainFilter(False, 7)],
+    lambda m: [m.DomainFilter(True, 7), m.DomainFilter(True, 0)],
+    lambda m: [m.DomainFilter(False, 7), m.Filter(False, "*decoder*")],
+    lambda m: [m.DomainFilter(True, 389047), m.Filter(True, "<unknown>")],
+    lambda m: [m.Filter(True, "/app/*"), m.Filter(True, "/lib/*"), m.Filter(False, "*", lineno=0)],
+    lambda m: [m.Filter(True, "/app/[mc]*"), m.DomainFilter(False, 389047)],
+    lambda m: [],
+]
+
+
+@pytest.mark.parametrize("index", range(len(FILTERS)))
+def test_filter_traces_matches_tracemalloc(index):
+    traces = random_traces(random.Random(index), 300, 3)
+    ours, theirs = both(traces, 4)
+    mine = ours.filter_traces(FILTERS[index](tracer))
+    real = theirs.filter_traces(FILTERS[index](tracemalloc))
+    assert mine.traces._traces == real.traces._traces
+    assert mine.traceback_limit == real.traceback_limit
+    for key, cumulative in KEYS:
+        assert rows(mine.statistics(key, cumulative)) == rows(real.statistics(key, cumulative)), (key, cumulative)
+    # A snapshot rebuilt from the filtered one's traces is the same snapshot.
+    again = tracer.Snapshot(mine.traces, 4)
+    assert again.traces._traces == real.traces._traces
+
+
+def test_unknown_frame_alone_is_filtered_like_tracemalloc():
+    """The smallest case of a ("<unknown>", 0) frame, one filter at a time, checked by hand too."""
+    traces = [raw_trace(0, 10, [UNKNOWN]), raw_trace(0, 20, [("a.py", 3), UNKNOWN]), raw_trace(1, 30, [("b.py", 1)])]
+    ours, theirs = both(traces, 2)
+    kept = ours.filter_traces([tracer.Filter(False, "<unknown>")]).traces._traces
+    assert kept == theirs.filter_traces([tracemalloc.Filter(False, "<unknown>")]).traces._traces
+    assert kept == traces[1:]
+    kept = ours.filter_traces([tracer.Filter(False, "<unknown>", all_frames=True)]).traces._traces
+    assert kept == theirs.filter_traces([tracemalloc.Filter(False, "<unknown>", all_frames=True)]).traces._traces
+    assert kept == traces[2:]
