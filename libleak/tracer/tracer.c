@@ -454,13 +454,20 @@ static const PyMemAllocatorEx hook_sets[3] = {
 #if PY_VERSION_HEX >= 0x030D0000
 /* 3.13+: an object was created (possibly in a block reused from a freelist, which the allocator
  * never saw): give its block the current stack if the block is traced, as tracemalloc does; then
- * let the previous tracer run.  Called with the GIL held; same rules as the hooks. */
+ * let the previous tracer run.  Called with the GIL held; same rules as the hooks.
+ *
+ * The creation that follows the allocation of its block needs no new stack: the hook recorded this
+ * very stack a moment ago (last_traced_block).  That shortcut holds once: the block is forgotten
+ * here, because the next creation in the same block, with no allocation in between, is a reuse
+ * from a freelist and must record its own site. */
 static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
   (void)data;
   if (event == PyRefTracer_CREATE && !this_thread.in_hook && __atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     uintptr_t block = leak__object_block_address(obj);
     uint64_t key = LEAK_TRACE_KEY(0, block);
-    if (block != this_thread.last_traced_block && may_be_traced(key)) {
+    if (block == this_thread.last_traced_block) {
+      this_thread.last_traced_block = 0;
+    } else if (may_be_traced(key)) {
       this_thread.in_hook = 1;
       int nframe = options.nframe;
       leak__frame frames[nframe + 1];

@@ -15,6 +15,12 @@ Differences worth knowing:
 - ``Traceback.total_nframe`` is the stored depth, plus one when the stack was deeper than
   ``nframe`` (libleak never walks the whole stack, so it is a lower bound).
 - ``nframe`` goes up to 1024.
+- ``get_object_traceback`` of an object reused from a freelist (lists, dicts, tuples, floats...)
+  names the site of the reuse on Python 3.13+, as tracemalloc does, but the site of the first
+  allocation on 3.8 - 3.12, where CPython reports the reuse to tracemalloc alone.
+- ``Snapshot.dump`` keeps the attributes set on a snapshot only when they hold plain data (None,
+  bool, int, float, str, bytes, and lists, tuples and dicts of those); anything else raises
+  TypeError, where tracemalloc's pickle would store any picklable object.
 
 Example::
 
@@ -169,6 +175,12 @@ def get_dropped_traces():
 
 def get_object_traceback(obj):
     """Where ``obj`` was allocated, as a ``Traceback``, or None if that was not traced.
+
+    Objects that CPython hands out again from a freelist (lists, dicts, tuples, floats and others
+    whose memory is kept for reuse instead of freed): on Python 3.13 and later the reference
+    tracer reports their creation, so the new site is returned, as tracemalloc returns it.  On
+    3.8 - 3.12 no hook open to other tools sees that reuse (CPython tells tracemalloc alone, by a
+    direct call), so libleak returns the site where the memory was first allocated while traced.
 
     >>> start(); x = bytes(1000); get_object_traceback(x) is not None
     True

@@ -205,3 +205,55 @@ def test_unknown_frame_alone_is_filtered_like_tracemalloc():
     kept = ours.filter_traces([tracer.Filter(False, "<unknown>", all_frames=True)]).traces._traces
     assert kept == theirs.filter_traces([tracemalloc.Filter(False, "<unknown>", all_frames=True)]).traces._traces
     assert kept == traces[2:]
+
+
+FREELIST_PROGRAM = """
+import json, sys
+tracemalloc = __import__(sys.argv[1], fromlist=["start"])
+tracemalloc.start(1)
+# Empty the freelists filled before tracing started, so that the objects below are traced.
+drain = [[[] for _ in range(300)], [{} for _ in range(300)], [i + 0.5 for i in range(300)], [(i,) for i in range(300)]]
+n = len(sys.argv)
+obj = []  # first list
+obj = None
+obj = []  # second list
+x = n + 0.5  # first float
+x = None
+x = n + 0.25  # second float
+d = {}  # first dict
+d = None
+d = {}  # second dict
+t = (n,)  # first tuple
+t = None
+t = (n,)  # second tuple
+sites = {}
+for kind, value in (("list", obj), ("float", x), ("dict", d), ("tuple", t)):
+    tb = tracemalloc.get_object_traceback(value)
+    sites[kind] = None if tb is None else tb[-1].lineno
+print(json.dumps(sites))
+"""
+
+
+def test_object_reused_from_a_freelist_reports_the_site_tracemalloc_reports(python, tmp_path):
+    """3.13: an object handed out again from a freelist names its new site, as with tracemalloc
+    (both through the reference tracer).  3.8 - 3.12: CPython tells only tracemalloc about the
+    reuse (a direct call from _Py_NewReference, no hook another tool can take), so libleak names
+    the first site there, as documented in get_object_traceback."""
+    import json
+
+    program = tmp_path / "freelists.py"
+    program.write_text(FREELIST_PROGRAM)
+    lines = FREELIST_PROGRAM.splitlines()
+
+    def line_of(which, kind):
+        return 1 + lines.index(next(text for text in lines if text.endswith("# %s %s" % (which, kind))))
+
+    results = {}
+    for module in ("tracemalloc", "libleak.tracer"):
+        result = python("import runpy, sys; sys.argv[:] = sys.argv[1:]; runpy.run_path(sys.argv[0])", str(program), module)
+        assert result.returncode == 0, result.stderr
+        results[module] = json.loads(result.stdout)
+    ours = "second" if sys.version_info >= (3, 13) else "first"
+    for kind in ("list", "float", "dict", "tuple"):
+        assert results["tracemalloc"][kind] == line_of("second", kind), (kind, results)
+        assert results["libleak.tracer"][kind] == line_of(ours, kind), (kind, results)
