@@ -257,25 +257,58 @@ done:
   return result;
 }
 
-/* write(fd): the snapshot in libleak's file format. */
-static PyObject *core_write(SnapshotCore *self, PyObject *arg) {
-  int fd = PyObject_AsFileDescriptor(arg);
+/* The attributes argument of write and encode: None for none, else bytes already encoded by
+ * libleak/tracer.py (checked again in C before anything is written). */
+static int parse_attributes(PyObject *arg, const unsigned char **bytes, size_t *len) {
+  *bytes = NULL;
+  *len = 0;
+  if (arg == Py_None) return 0;
+  if (!PyBytes_Check(arg)) {
+    PyErr_Format(PyExc_TypeError, "attributes must be bytes or None, not %.100s", Py_TYPE(arg)->tp_name);
+    return -1;
+  }
+  *bytes = (const unsigned char *)PyBytes_AS_STRING(arg);
+  *len = (size_t)PyBytes_GET_SIZE(arg);
+  return 0;
+}
+
+/* write(fd, attributes=None): the snapshot in libleak's file format, with the given encoded
+ * attributes instead of its own. */
+static PyObject *core_write(SnapshotCore *self, PyObject *args) {
+  PyObject *file, *attributes = Py_None;
+  const unsigned char *bytes;
+  size_t len;
+  if (!PyArg_ParseTuple(args, "O|O:write", &file, &attributes) || parse_attributes(attributes, &bytes, &len) < 0)
+    return NULL;
+  int fd = PyObject_AsFileDescriptor(file);
   if (fd < 0) return NULL;
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = leak_snapshot_write(self->snap, fd);
-  Py_END_ALLOW_THREADS if (rc < 0) return leak__py_raise(rc, NULL);
+  Py_BEGIN_ALLOW_THREADS rc = leak__snapfile_write_with(self->snap, bytes, len, fd);
+  Py_END_ALLOW_THREADS if (rc < 0) return leak__py_raise(rc, rc == LEAK_EINVAL ? "malformed attributes" : NULL);
   Py_RETURN_NONE;
 }
 
-/* encode() -> bytes: the file format in memory, for pickling and for sending between processes. */
-static PyObject *core_encode(SnapshotCore *self, PyObject *unused) {
+/* encode(attributes=None) -> bytes: the file format in memory, for pickling and for sending
+ * between processes. */
+static PyObject *core_encode(SnapshotCore *self, PyObject *args) {
+  PyObject *attributes = Py_None;
+  const unsigned char *in;
+  size_t in_len;
+  if (!PyArg_ParseTuple(args, "|O:encode", &attributes) || parse_attributes(attributes, &in, &in_len) < 0)
+    return NULL;
   unsigned char *bytes;
   size_t len;
-  int rc = leak__snapfile_encode(self->snap, &bytes, &len);
-  if (rc < 0) return leak__py_raise(rc, "encode");
+  int rc = leak__snapfile_encode_with(self->snap, in, in_len, &bytes, &len);
+  if (rc < 0) return leak__py_raise(rc, rc == LEAK_EINVAL ? "malformed attributes" : "encode");
   PyObject *result = PyBytes_FromStringAndSize((const char *)bytes, (Py_ssize_t)len);
   leak__free(bytes);
   return result;
+}
+
+/* attributes() -> bytes or None: the encoded attributes the snapshot was read with. */
+static PyObject *core_attributes(SnapshotCore *self, PyObject *unused) {
+  if (self->snap->attributes == NULL) Py_RETURN_NONE;
+  return PyBytes_FromStringAndSize((const char *)self->snap->attributes, (Py_ssize_t)self->snap->attributes_len);
 }
 
 /* trace(i) -> (domain, size, frames, total_nframe, weight): the raw trace tuples of tracemalloc,
@@ -308,8 +341,9 @@ static PyMethodDef core_methods[] = {
     {"statistics", (PyCFunction)core_statistics, METH_VARARGS, "statistics(key, cumulative) -> rows"},
     {"compare_to", (PyCFunction)core_compare_to, METH_VARARGS, "compare_to(old, key, cumulative) -> rows"},
     {"filter", (PyCFunction)core_filter, METH_O, "filter(specs) -> SnapshotCore"},
-    {"write", (PyCFunction)core_write, METH_O, "write(fd): writes the snapshot file"},
-    {"encode", (PyCFunction)core_encode, METH_NOARGS, "encode() -> bytes in the snapshot file format"},
+    {"write", (PyCFunction)core_write, METH_VARARGS, "write(fd, attributes=None): writes the snapshot file"},
+    {"encode", (PyCFunction)core_encode, METH_VARARGS, "encode(attributes=None) -> bytes in the snapshot file format"},
+    {"attributes", (PyCFunction)core_attributes, METH_NOARGS, "attributes() -> encoded attributes read, or None"},
     {"trace", (PyCFunction)core_trace, METH_O, "trace(i) -> (domain, size, frames, total_nframe, weight)"},
     {NULL, NULL, 0, NULL},
 };

@@ -2,7 +2,8 @@
  * from a seed corpus of real dumps).
  *
  * Every input must decode to a snapshot or fail with LEAK_EFORMAT; a decoded snapshot must group,
- * diff and filter without trouble, and must encode and decode again to the same traces.  Anything
+ * diff and filter without trouble, and must encode and decode again to the same traces and
+ * attributes.  Anything
  * else (a crash, an ASan report, another error code) is a bug the fuzzer reports. */
 #include "core/internal.h"
 #include "tracer/snapfile.h"
@@ -81,6 +82,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t i = 0; i < s->ntraces; i++)
     if (again->traces[i].size != s->traces[i].size || again->traces[i].domain != s->traces[i].domain)
       fail("round trip changed a trace", 0);
+  if (again->attributes_len != s->attributes_len ||
+      (s->attributes && memcmp(again->attributes, s->attributes, s->attributes_len) != 0))
+    fail("round trip changed the attributes", 0);
+  if (s->attributes && (rc = leak__snapfile_check_attributes(s->attributes, s->attributes_len)) < 0)
+    fail("decoded attributes do not check", rc);
   leak__free(bytes);
   leak_snapshot_free(again);
   leak_snapshot_free(s);

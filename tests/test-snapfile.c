@@ -226,13 +226,145 @@ TEST(snapfile_hostile_payloads) {
   return 0;
 }
 
+/* An attribute dict as libleak/tracer.py encodes {"label": "abc", "x": [2, 1.5, (None, True)], "b": b"\0"}. */
+static const unsigned char attributes_example[] = {
+    'd', 3,                                                 /* three attributes */
+    's', 5, 'l', 'a', 'b', 'e', 'l', 's', 3, 'a', 'b', 'c', /* label = "abc" */
+    's', 1, 'x', 'l', 3, 'i', 4,                            /* x = [2, */
+    'f', 0, 0, 0, 0, 0, 0, 0xf8, 0x3f,                      /* 1.5, */
+    't', 2, 'N', 'T',                                       /* (None, True)] */
+    's', 1, 'b', 'b', 1, 0,                                 /* b = b"\0" */
+};
+
+TEST(snapfile_attributes_round_trip) {
+  leak__snapshot *s = example(1.0), *back = NULL, *again = NULL, *filtered = NULL;
+  ASSERT_EQ(leak__snapfile_check_attributes(attributes_example, sizeof(attributes_example)), 0);
+  FILE *file = tmpfile();
+  ASSERT(file != NULL);
+  ASSERT_EQ(leak__snapfile_write_with(s, attributes_example, sizeof(attributes_example), fileno(file)), 0);
+  ASSERT_EQ(lseek(fileno(file), 0, SEEK_SET), 0);
+  ASSERT_EQ(leak_snapshot_read(fileno(file), &back), 0);
+  fclose(file);
+  assert_same(s, back);
+  ASSERT_EQ(back->attributes_len, sizeof(attributes_example));
+  ASSERT(memcmp(back->attributes, attributes_example, sizeof(attributes_example)) == 0);
+  /* Written again as it is, the snapshot keeps what it was read with. */
+  unsigned char *bytes;
+  size_t len;
+  encode(back, &bytes, &len);
+  ASSERT_EQ(leak__snapfile_decode(bytes, len, &again), 0);
+  ASSERT_EQ(again->attributes_len, sizeof(attributes_example));
+  ASSERT(memcmp(again->attributes, attributes_example, sizeof(attributes_example)) == 0);
+  free(bytes);
+  /* A filtered copy is a new snapshot: no attributes, as with tracemalloc's filter_traces. */
+  leak__snap_filter filter = {0};
+  filter.pattern = "*";
+  ASSERT_EQ(leak__snapshot_filter(back, &filter, 1, &filtered), 0);
+  ASSERT(filtered->attributes == NULL);
+  /* Without attributes the file is what it was before attributes existed: flags 0. */
+  encode(s, &bytes, &len);
+  ASSERT_EQ(bytes[LEAK_SNAPFILE_HEADER], 0);
+  free(bytes);
+  leak_snapshot_free(filtered);
+  leak_snapshot_free(again);
+  leak_snapshot_free(back);
+  leak_snapshot_free(s);
+  return 0;
+}
+
+/* check_attributes on a blob; encode_with must refuse what check refuses. */
+static int check_blob(const unsigned char *blob, size_t n) {
+  int rc = leak__snapfile_check_attributes(blob, n);
+  leak__snapshot *s = example(1.0);
+  unsigned char *bytes = NULL;
+  size_t len;
+  int encoded = leak__snapfile_encode_with(s, blob, n, &bytes, &len);
+  ASSERT_EQ(encoded, rc == 0 ? 0 : LEAK_EINVAL);
+  if (encoded == 0) {
+    leak__snapshot *back = NULL;
+    ASSERT_EQ(leak__snapfile_decode(bytes, len, &back), 0);
+    leak_snapshot_free(back);
+  }
+  leak__free(bytes);
+  leak_snapshot_free(s);
+  return rc;
+}
+
+/* `depth` nested lists inside attribute "a" (depth + 1 containers with the attribute dict). */
+static unsigned char *nested_lists(size_t depth, size_t *n) {
+  unsigned char *blob = malloc(2 * depth + 8);
+  size_t i = 0;
+  blob[i++] = 'd', blob[i++] = 1, blob[i++] = 's', blob[i++] = 1, blob[i++] = 'a';
+  for (size_t k = 0; k < depth; k++) blob[i++] = 'l', blob[i++] = k + 1 < depth ? 1 : 0;
+  *n = i;
+  return blob;
+}
+
+TEST(snapfile_hostile_attributes) {
+#define BLOB(...) ((const unsigned char[]){__VA_ARGS__}), sizeof((const unsigned char[]){__VA_ARGS__})
+  ASSERT_EQ(check_blob(BLOB('d', 0)), 0);
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'I', 3, '-', 'f', '0')), 0);
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'd', 1, 't', 2, 'i', 1, 's', 0, 'N')), 0); /* tuple key */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 2, 0, 0, 'N')), 0);                               /* NUL allowed */
+  ASSERT_EQ(check_blob(BLOB(0)), LEAK_EFORMAT);                                              /* unknown tag */
+  ASSERT_EQ(check_blob(BLOB('l', 0)), LEAK_EFORMAT);                                         /* not a dict */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 'i', 2, 'N')), LEAK_EFORMAT);                            /* name not str */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'X')), LEAK_EFORMAT);                       /* unknown tag */
+  ASSERT_EQ(check_blob(BLOB('d', 2, 's', 1, 'k', 'N')), LEAK_EFORMAT);                       /* count too big */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'N', 'N')), LEAK_EFORMAT);                  /* trailing */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 's', 5, 'a')), LEAK_EFORMAT);               /* cut str */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 's', 2, 0xc3, 0x28)), LEAK_EFORMAT);        /* bad UTF-8 */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 0xff, 'N')), LEAK_EFORMAT);                      /* bad name */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'I', 0)), LEAK_EFORMAT);                    /* no digits */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'I', 1, '-')), LEAK_EFORMAT);
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'I', 1, 'A')), LEAK_EFORMAT);               /* upper case */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'f', 0, 0, 0)), LEAK_EFORMAT);              /* cut float */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'i', 0x80)), LEAK_EFORMAT);                 /* cut varint */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'b', 9, 1)), LEAK_EFORMAT);                 /* cut bytes */
+  /* A length that fits what was left before its own (two-byte) varint but not after it: found by
+   * the fuzzer as a read past the end (which ASan builds of this test report). */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 's', 0x82, 0x00)), LEAK_EFORMAT);
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'I', 0x82, 0x00)), LEAK_EFORMAT);
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'd', 1, 'l', 0, 'N')), LEAK_EFORMAT);       /* list key */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'd', 1, 'd', 0, 'N')), LEAK_EFORMAT);       /* dict key */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'd', 1, 't', 1, 'l', 0, 'N')), LEAK_EFORMAT); /* in a tuple key */
+  ASSERT_EQ(check_blob(BLOB('d', 1, 's', 1, 'k', 'l', 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)),
+            LEAK_EFORMAT); /* 2^56 items */
+#undef BLOB
+  /* 63 lists inside the attribute dict is the deepest allowed; 64 is refused, and so is a million
+   * (without recursion, so without running out of stack). */
+  size_t n;
+  unsigned char *blob = nested_lists(LEAK_SNAPFILE_MAX_DEPTH - 1, &n);
+  ASSERT_EQ(check_blob(blob, n), 0);
+  free(blob);
+  blob = nested_lists(LEAK_SNAPFILE_MAX_DEPTH, &n);
+  ASSERT_EQ(check_blob(blob, n), LEAK_EFORMAT);
+  free(blob);
+  blob = nested_lists(1000000, &n);
+  ASSERT_EQ(leak__snapfile_check_attributes(blob, n), LEAK_EFORMAT);
+  free(blob);
+  /* The section itself: flag bit 1 with nothing after the traces, a length past the end, and a
+   * flag nobody defines. */
+  static const unsigned char no_section[] = {2, 1, 0, 0, 0, 0};
+  ASSERT_EQ(decode_payload(no_section, sizeof(no_section)), LEAK_EFORMAT);
+  static const unsigned char long_section[] = {2, 1, 0, 0, 0, 0, 9, 'd', 0};
+  ASSERT_EQ(decode_payload(long_section, sizeof(long_section)), LEAK_EFORMAT);
+  static const unsigned char section[] = {2, 1, 0, 0, 0, 0, 2, 'd', 0};
+  ASSERT_EQ(decode_payload(section, sizeof(section)), 0);
+  static const unsigned char bad_section[] = {2, 1, 0, 0, 0, 0, 2, 'l', 0};
+  ASSERT_EQ(decode_payload(bad_section, sizeof(bad_section)), LEAK_EFORMAT);
+  static const unsigned char unknown_flag[] = {4, 1, 0, 0, 0, 0};
+  ASSERT_EQ(decode_payload(unknown_flag, sizeof(unknown_flag)), LEAK_EFORMAT);
+  return 0;
+}
+
 TEST(snapfile_random_mutations_never_crash) {
   /* Mutations with the header fixed up afterwards, so they reach the parser; a fixed seed keeps the
    * run reproducible.  Each result must be a snapshot or LEAK_EFORMAT. */
   leak__snapshot *s = example(1.5);
   unsigned char *bytes;
   size_t len;
-  encode(s, &bytes, &len);
+  ASSERT_EQ(leak__snapfile_encode_with(s, attributes_example, sizeof(attributes_example), &bytes, &len), 0);
   leak_snapshot_free(s);
   uint64_t state = 0x9e3779b97f4a7c15ULL;
   unsigned char *copy = malloc(len + 16);
@@ -262,6 +394,7 @@ TEST(snapfile_random_mutations_never_crash) {
       size_t nrows;
       ASSERT_EQ(leak__snapshot_statistics(out, LEAK_KEY_TRACEBACK, 0, &rows, &nrows), 0);
       leak__free(rows);
+      if (out->attributes) ASSERT_EQ(leak__snapfile_check_attributes(out->attributes, out->attributes_len), 0);
     }
     leak_snapshot_free(out);
   }

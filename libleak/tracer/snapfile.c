@@ -64,17 +64,26 @@ static void out_le(out_buffer *b, uint64_t v, int nbytes) {
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static int64_t unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
 
-/* Writes every table whole (filtered snapshots keep their parent's tables), then the traces. */
+/* The snapshot's own attributes go wherever no others are given. */
 int leak__snapfile_encode(const leak__snapshot *s, unsigned char **bytes, size_t *len) {
+  return leak__snapfile_encode_with(s, s->attributes, s->attributes_len, bytes, len);
+}
+
+/* Writes every table whole (filtered snapshots keep their parent's tables), then the traces, then
+ * the attributes.  The attributes are checked first, so that no file is written that would not
+ * load. */
+int leak__snapfile_encode_with(const leak__snapshot *s, const unsigned char *attributes, size_t attributes_len,
+                               unsigned char **bytes, size_t *len) {
   const leak__snap_tables *t = s->tables;
   out_buffer b = {0};
   int weighted = 0;
+  if (attributes != NULL && leak__snapfile_check_attributes(attributes, attributes_len) < 0) return LEAK_EINVAL;
   for (size_t i = 0; i < s->ntraces && !weighted; i++) weighted = s->traces[i].weight != 1.0;
   out_bytes(&b, LEAK_SNAPFILE_MAGIC, 8);
   out_le(&b, LEAK_SNAPFILE_VERSION, 4);
   out_le(&b, 0, 4); /* CRC, filled in below */
   out_le(&b, 0, 8); /* payload length, likewise */
-  out_varint(&b, (uint64_t)weighted);
+  out_varint(&b, (uint64_t)weighted | (attributes != NULL ? 2u : 0u));
   out_varint(&b, s->traceback_limit < 0 ? 0 : (uint64_t)s->traceback_limit);
   out_varint(&b, t->nstrings);
   for (uint32_t i = 0; i < t->nstrings; i++) {
@@ -106,6 +115,10 @@ int leak__snapfile_encode(const leak__snapshot *s, unsigned char **bytes, size_t
       memcpy(&bits, &trace->weight, sizeof(bits));
       out_le(&b, bits, 8);
     }
+  }
+  if (attributes != NULL) {
+    out_varint(&b, attributes_len);
+    out_bytes(&b, attributes, attributes_len);
   }
   if (b.failed) {
     leak__free(b.bytes);
@@ -164,14 +177,15 @@ static uint64_t in_le(const unsigned char *p, int nbytes) {
   return v;
 }
 
-/* UTF-8 as CPython's surrogatepass writes it: well-formed sequences, surrogates allowed, no NUL. */
-static int valid_utf8(const unsigned char *s, size_t len) {
+/* UTF-8 as CPython's surrogatepass writes it: well-formed sequences, surrogates allowed; NUL only
+ * where allowed (attribute strings may hold it, file names may not). */
+static int valid_utf8(const unsigned char *s, size_t len, int allow_nul) {
   size_t i = 0;
   while (i < len) {
     unsigned char c = s[i];
     size_t n;
     uint32_t cp;
-    if (c == 0) return 0;
+    if (c == 0 && !allow_nul) return 0;
     if (c < 0x80) {
       i++;
       continue;
@@ -198,6 +212,90 @@ static int valid_utf8(const unsigned char *s, size_t len) {
   return 1;
 }
 
+/* One open container while checking attributes: how many values it still holds (a dict counts
+ * its keys and values), whether the next one is a dict key, and what its values may be. */
+typedef struct attribute_level {
+  uint64_t left;
+  int is_dict;
+  int hashable; /* inside a dict key: no list or dict below */
+  int names;    /* the attribute dict itself: its keys are str */
+} attribute_level;
+
+/* Skips a length-prefixed run of bytes; *start and *n say where it was.  The length is checked
+ * against what is left after the length itself. */
+static int in_run(in_cursor *c, const unsigned char **start, uint64_t *n) {
+  int rc = in_varint(c, n);
+  if (rc < 0) return rc;
+  if (*n > in_left(c)) return LEAK_EFORMAT;
+  *start = c->p;
+  c->p += *n;
+  return 0;
+}
+
+/* Checks one scalar value after its tag; containers are handled by the caller. */
+static int check_scalar(in_cursor *c, unsigned char tag) {
+  const unsigned char *run;
+  uint64_t n, v;
+  switch (tag) {
+    case 'N': case 'F': case 'T':
+      return 0;
+    case 'i':
+      return in_varint(c, &v);
+    case 'f':
+      if (in_left(c) < 8) return LEAK_EFORMAT;
+      c->p += 8;
+      return 0;
+    case 's':
+      if (in_run(c, &run, &n) < 0) return LEAK_EFORMAT;
+      return valid_utf8(run, (size_t)n, 1) ? 0 : LEAK_EFORMAT;
+    case 'b':
+      return in_run(c, &run, &n);
+    case 'I': {
+      if (in_run(c, &run, &n) < 0) return LEAK_EFORMAT;
+      size_t i = n > 0 && run[0] == '-';
+      if (i == n) return LEAK_EFORMAT;
+      for (; i < n; i++)
+        if (!((run[i] >= '0' && run[i] <= '9') || (run[i] >= 'a' && run[i] <= 'f'))) return LEAK_EFORMAT;
+      return 0;
+    }
+    default:
+      return LEAK_EFORMAT;
+  }
+}
+
+/* A stack of open containers instead of recursion; every count is checked against the bytes left
+ * (each value takes at least its tag byte). */
+int leak__snapfile_check_attributes(const unsigned char *bytes, size_t len) {
+  attribute_level stack[LEAK_SNAPFILE_MAX_DEPTH];
+  in_cursor c = {bytes, bytes + len};
+  uint64_t n;
+  if (len == 0 || *c.p++ != 'd' || in_bounded(&c, in_left(&c) / 2, &n) < 0) return LEAK_EFORMAT;
+  stack[0] = (attribute_level){2 * n, 1, 0, 1};
+  unsigned depth = 1;
+  while (depth > 0) {
+    attribute_level *top = &stack[depth - 1];
+    if (top->left == 0) {
+      depth--;
+      continue;
+    }
+    int is_key = top->is_dict && top->left % 2 == 0;
+    int hashable = top->hashable || is_key;
+    top->left--;
+    if (c.p == c.end) return LEAK_EFORMAT;
+    unsigned char tag = *c.p++;
+    if (is_key && top->names && tag != 's') return LEAK_EFORMAT;
+    if (tag != 'l' && tag != 't' && tag != 'd') {
+      if (check_scalar(&c, tag) < 0) return LEAK_EFORMAT;
+      continue;
+    }
+    if ((hashable && tag != 't') || depth == LEAK_SNAPFILE_MAX_DEPTH) return LEAK_EFORMAT;
+    uint64_t per_item = tag == 'd' ? 2 : 1;
+    if (in_bounded(&c, in_left(&c) / per_item, &n) < 0) return LEAK_EFORMAT;
+    stack[depth++] = (attribute_level){n * per_item, tag == 'd', hashable, 0};
+  }
+  return c.p == c.end ? 0 : LEAK_EFORMAT;
+}
+
 /* Per-table maps from file indexes to the builder's (which deduplicates). */
 typedef struct decode_state {
   uint32_t *strings, *frames, *tracebacks, *frame_buffer;
@@ -208,7 +306,7 @@ typedef struct decode_state {
 static int decode_payload(in_cursor *c, leak__snapshot **out, decode_state *st) {
   uint64_t flags, limit, n, v;
   int rc;
-  if ((rc = in_bounded(c, 1, &flags)) < 0 || (rc = in_bounded(c, 1u << 20, &limit)) < 0) return rc;
+  if ((rc = in_bounded(c, 3, &flags)) < 0 || (rc = in_bounded(c, 1u << 20, &limit)) < 0) return rc;
   leak__snapshot *s = leak__snapshot_new((int)limit);
   if (s == NULL) return LEAK_ENOMEM;
   *out = s;
@@ -218,7 +316,7 @@ static int decode_payload(in_cursor *c, leak__snapshot **out, decode_state *st) 
   if ((st->strings = leak__malloc((size_t)(n ? n : 1) * sizeof(uint32_t))) == NULL) return LEAK_ENOMEM;
   for (uint64_t i = 0; i < nstrings; i++) {
     if ((rc = in_bounded(c, LEAK_SNAPFILE_MAX_STRING, &v)) < 0) return rc;
-    if (v > in_left(c) || !valid_utf8(c->p, (size_t)v)) return LEAK_EFORMAT;
+    if (v > in_left(c) || !valid_utf8(c->p, (size_t)v, 0)) return LEAK_EFORMAT;
     if ((rc = leak__snapshot_add_string(s, (const char *)c->p, (size_t)v, &st->strings[i])) < 0)
       return rc == LEAK_EINVAL ? LEAK_EFORMAT : rc;
     c->p += v;
@@ -256,7 +354,7 @@ static int decode_payload(in_cursor *c, leak__snapshot **out, decode_state *st) 
     if (rc < 0) return rc == LEAK_EINVAL ? LEAK_EFORMAT : rc;
   }
   /* Traces: at least three bytes each, eleven with weights. */
-  if ((rc = in_bounded(c, in_left(c) / (flags ? 11 : 3), &n)) < 0) return rc;
+  if ((rc = in_bounded(c, in_left(c) / (flags & 1 ? 11 : 3), &n)) < 0) return rc;
   if (n > 0) {
     if ((s->traces = leak__malloc((size_t)n * sizeof(leak__snap_trace))) == NULL) return LEAK_ENOMEM;
     s->traces_cap = (size_t)n;
@@ -267,7 +365,7 @@ static int decode_payload(in_cursor *c, leak__snapshot **out, decode_state *st) 
     if ((rc = in_bounded(c, ntracebacks ? ntracebacks - 1 : 0, &traceback)) < 0 || ntracebacks == 0)
       return LEAK_EFORMAT;
     if ((rc = in_bounded(c, UINT32_MAX, &domain)) < 0 || (rc = in_varint(c, &size)) < 0) return rc;
-    if (flags) {
+    if (flags & 1) {
       if (in_left(c) < 8) return LEAK_EFORMAT;
       bits = in_le(c->p, 8);
       c->p += 8;
@@ -275,6 +373,14 @@ static int decode_payload(in_cursor *c, leak__snapshot **out, decode_state *st) 
       if (!isfinite(weight) || !(weight >= 1.0)) return LEAK_EFORMAT;
     }
     if ((rc = leak__snapshot_add_trace(s, (uint32_t)domain, size, weight, st->tracebacks[traceback])) < 0) return rc;
+  }
+  /* Attributes: checked whole, then kept as bytes for the Python layer to turn into objects. */
+  if (flags & 2) {
+    const unsigned char *run;
+    if (in_run(c, &run, &n) < 0 || leak__snapfile_check_attributes(run, (size_t)n) < 0) return LEAK_EFORMAT;
+    if ((s->attributes = leak__malloc((size_t)n)) == NULL) return LEAK_ENOMEM;
+    memcpy(s->attributes, run, (size_t)n);
+    s->attributes_len = (size_t)n;
   }
   return in_left(c) == 0 ? 0 : LEAK_EFORMAT;
 }
@@ -323,12 +429,18 @@ static int io_error(int err) {
   }
 }
 
-/* Encodes in memory, then writes everything, retrying short writes and EINTR. */
+/* The snapshot with the attributes it was read with, if any. */
 int leak_snapshot_write(const leak__snapshot *s, int fd) {
+  if (s == NULL) return LEAK_EINVAL;
+  return leak__snapfile_write_with(s, s->attributes, s->attributes_len, fd);
+}
+
+/* Encodes in memory, then writes everything, retrying short writes and EINTR. */
+int leak__snapfile_write_with(const leak__snapshot *s, const unsigned char *attributes, size_t attributes_len, int fd) {
   if (s == NULL || fd < 0) return s == NULL ? LEAK_EINVAL : LEAK_EBADF;
   unsigned char *bytes;
   size_t len;
-  int rc = leak__snapfile_encode(s, &bytes, &len);
+  int rc = leak__snapfile_encode_with(s, attributes, attributes_len, &bytes, &len);
   if (rc < 0) return rc;
   for (size_t done = 0; done < len;) {
     ssize_t n = write(fd, bytes + done, len - done);

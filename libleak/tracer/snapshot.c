@@ -226,6 +226,7 @@ void leak_snapshot_free(leak__snapshot *s) {
   leak__snapshot_finish(s);
   tables_release(s->tables);
   leak__free(s->traces);
+  leak__free(s->attributes);
   leak__free(s);
 }
 

@@ -60,6 +60,10 @@ struct leak_snapshot {
   size_t ntraces, traces_cap;
   int traceback_limit;
   struct leak__snap_index *index; /* builder-only lookup tables; NULL once finished */
+  /* The attributes a user set on the snapshot, as read from a file (tracer/snapfile.h says how they
+   * are encoded); NULL when there were none.  Owned by this snapshot, never by its filtered copies. */
+  unsigned char *attributes;
+  size_t attributes_len;
 };
 
 /* A grouped row: `key` is a string index (filename), frame index (lineno) or traceback group

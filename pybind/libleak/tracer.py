@@ -41,11 +41,13 @@ does nothing (and imports nothing) when ``LIBLEAK_TRACE`` is unset or empty.
 import fnmatch
 import linecache
 import os.path
+import struct
 import sys
 from collections.abc import Iterable, Sequence
 from functools import total_ordering
 
 from libleak import _libleak
+from libleak.errors import FormatError
 
 __all__ = [
     "BaseFilter",
@@ -673,6 +675,9 @@ class Snapshot:
     def _from_core(cls, core):
         snapshot = cls.__new__(cls)
         snapshot._set_core(core)
+        attributes = core.attributes()
+        if attributes is not None:
+            snapshot.__dict__.update(_decode_attributes(attributes))
         return snapshot
 
     @property
@@ -680,17 +685,34 @@ class Snapshot:
         return self._core.traceback_limit
 
     def __reduce__(self):
-        # Pickles (multiprocessing, caches) carry the snapshot in libleak's file format.
-        return (_snapshot_from_bytes, (self._core.encode(),))
+        # Pickles (multiprocessing, caches) carry the traces in libleak's file format and the
+        # attributes as pickle's usual state, so any picklable attribute survives a pickle.
+        return (_snapshot_from_bytes, (self._core.encode(),), self.__dict__ or None)
 
     def dump(self, filename):
-        """Writes the snapshot to ``filename`` in libleak's snapshot format."""
+        """Writes the snapshot to ``filename`` in libleak's snapshot format, with the attributes
+        set on it.
+
+        Attributes must hold plain data (None, bool, int, float, str, bytes, and lists, tuples and
+        dicts of those, nested); anything else raises TypeError naming the attribute, and then
+        nothing is written.
+
+        >>> import os, tempfile
+        >>> snap = Snapshot([], 1)
+        >>> snap.label = "after warm-up"
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.snap")
+        >>> snap.dump(path)
+        >>> Snapshot.load(path).label
+        'after warm-up'
+        """
+        attributes = _encode_attributes(self.__dict__) if self.__dict__ else None
         with open(filename, "wb") as stream:
-            self._core.write(stream.fileno())
+            self._core.write(stream.fileno(), attributes)
 
     @staticmethod
     def load(filename):
-        """Reads a snapshot written by ``dump``; ``libleak.FormatError`` if the file is not one."""
+        """Reads a snapshot written by ``dump``, attributes included; ``libleak.FormatError`` if
+        the file is not one."""
         with open(filename, "rb") as stream:
             return Snapshot._from_core(_libleak.snapshot_read(stream.fileno()))
 
@@ -739,6 +761,138 @@ class Snapshot:
                 old_snapshot._core, key, bool(cumulative)
             )
         ]
+
+
+# ---- Snapshot attributes in the file -------------------------------------------------------------
+# The encoding is described in libleak/tracer/snapfile.h (C checks every file before these run).
+
+# Containers inside one attribute value; the file allows one more level, the attribute dict itself.
+_ATTRIBUTE_MAX_DEPTH = 63
+_INT64 = 1 << 63
+
+
+def _put_varint(out, value):
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _put_value(out, value, name, depth):
+    kind = type(value)
+    if value is None:
+        out += b"N"
+    elif kind is bool:
+        out += b"T" if value else b"F"
+    elif kind is int:
+        if -_INT64 <= value < _INT64:
+            out += b"i"
+            _put_varint(out, value << 1 if value >= 0 else ((-value - 1) << 1) | 1)  # zigzag
+        else:
+            digits = ("-" if value < 0 else "") + format(abs(value), "x")
+            out += b"I"
+            _put_varint(out, len(digits))
+            out += digits.encode("ascii")
+    elif kind is float:
+        out += b"f" + struct.pack("<d", value)
+    elif kind is str:
+        data = value.encode("utf-8", "surrogatepass")
+        out += b"s"
+        _put_varint(out, len(data))
+        out += data
+    elif kind is bytes:
+        out += b"b"
+        _put_varint(out, len(value))
+        out += value
+    elif kind in (list, tuple, dict):
+        if depth >= _ATTRIBUTE_MAX_DEPTH:
+            raise ValueError(
+                "Snapshot attribute %r nests containers deeper than %d levels (or holds itself): dump cannot store it"
+                % (name, _ATTRIBUTE_MAX_DEPTH)
+            )
+        out += b"l" if kind is list else b"t" if kind is tuple else b"d"
+        _put_varint(out, len(value))
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) in (list, dict):
+                    raise TypeError("Snapshot attribute %r has a dict key of type %s" % (name, type(key).__name__))
+                _put_value(out, key, name, depth + 1)
+                _put_value(out, item, name, depth + 1)
+        else:
+            for item in value:
+                _put_value(out, item, name, depth + 1)
+    else:
+        raise TypeError(
+            "Snapshot attribute %r holds a %s, which dump cannot store: only None, bool, int, float, str, "
+            "bytes, and lists, tuples and dicts of those" % (name, kind.__name__)
+        )
+
+
+def _encode_attributes(attributes):
+    """The attribute dict in libleak's encoding (TypeError for what it cannot hold)."""
+    out = bytearray(b"d")
+    _put_varint(out, len(attributes))
+    for name, value in attributes.items():
+        if type(name) is not str:
+            raise TypeError("Snapshot attribute names must be str, not %s" % type(name).__name__)
+        _put_value(out, name, name, 0)
+        _put_value(out, value, name, 0)
+    return bytes(out)
+
+
+def _get_varint(data, pos):
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _get_value(data, pos):
+    tag = data[pos : pos + 1]
+    pos += 1
+    if tag in (b"N", b"T", b"F"):
+        return {b"N": None, b"T": True, b"F": False}[tag], pos
+    if tag == b"i":
+        raw, pos = _get_varint(data, pos)
+        return (raw >> 1) ^ -(raw & 1), pos
+    if tag == b"f":
+        return struct.unpack_from("<d", data, pos)[0], pos + 8
+    if tag in (b"I", b"s", b"b"):
+        length, pos = _get_varint(data, pos)
+        run = bytes(data[pos : pos + length])
+        pos += length
+        if tag == b"I":
+            return int(run.decode("ascii"), 16), pos
+        return (run.decode("utf-8", "surrogatepass") if tag == b"s" else run), pos
+    count, pos = _get_varint(data, pos)
+    if tag == b"d":
+        result = {}
+        for _ in range(count):
+            key, pos = _get_value(data, pos)
+            result[key], pos = _get_value(data, pos)
+            if len(result) != _ + 1:
+                raise ValueError("a dict key comes twice")
+        return result, pos
+    items = []
+    for _ in range(count):
+        item, pos = _get_value(data, pos)
+        items.append(item)
+    return (items if tag == b"l" else tuple(items)), pos
+
+
+def _decode_attributes(data):
+    """The attribute dict back from its encoding; libleak.FormatError when it is not one."""
+    try:
+        attributes, end = _get_value(data, 0)
+        if end != len(data) or type(attributes) is not dict:
+            raise ValueError("not one attribute dict")
+    except (ValueError, TypeError, IndexError, struct.error, UnicodeDecodeError) as error:
+        raise FormatError("not a libleak snapshot: malformed attributes (%s)" % error) from None
+    return attributes
 
 
 def _snapshot_from_bytes(data):

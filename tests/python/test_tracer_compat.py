@@ -5,12 +5,17 @@ interpreter's layout ((domain, size, frames) on 3.8, (domain, size, frames, tota
 3.9 on); every statistics, compare_to and filter_traces result must come out identical, down to
 the reprs."""
 
+import math
+import os
 import random
+import struct
 import sys
 import tracemalloc
+import zlib
 
 import pytest
 
+import libleak
 import libleak.tracer as tracer
 
 HAS_TOTAL_NFRAME = sys.version_info >= (3, 9)
@@ -257,3 +262,149 @@ def test_object_reused_from_a_freelist_reports_the_site_tracemalloc_reports(pyth
     for kind in ("list", "float", "dict", "tuple"):
         assert results["tracemalloc"][kind] == line_of("second", kind), (kind, results)
         assert results["libleak.tracer"][kind] == line_of(ours, kind), (kind, results)
+
+
+# ---- Attributes set on a snapshot survive dump and load (tracemalloc pickles __dict__) ------------
+
+PLAIN_ATTRIBUTES = {
+    "label": "after warm-up",
+    "none": None,
+    "yes": True,
+    "no": False,
+    "small": -5,
+    "edges": [-(2 ** 63), 2 ** 63 - 1, -(2 ** 63) - 1, 2 ** 63, 10 ** 400, -(10 ** 400)],
+    "floats": (0.1, -0.0, float("inf"), float("-inf"), 1e308),
+    "text": "caf\u00e9 \U0001f600 a\x00b \udc80",
+    "raw": bytes(range(256)),
+    "nested": {"z": [1, (2, [3, {"deep": ()}])], "a": {}, 7: "int key", (1, "t"): [], None: 0, 2.5: b""},
+    "empty": [],
+}
+
+
+def tm_round_trip(snapshot, tmp_path):
+    path = str(tmp_path / "tm.pickle")
+    snapshot.dump(path)
+    return tracemalloc.Snapshot.load(path)
+
+
+def test_attributes_survive_dump_and_load_as_with_tracemalloc(tmp_path):
+    traces = random_traces(random.Random(7), 20, 3)
+    ours, theirs = both(traces, 3)
+    for snapshot in (ours, theirs):
+        for name, value in PLAIN_ATTRIBUTES.items():
+            setattr(snapshot, name, value)
+        snapshot.nan = float("nan")
+    path = str(tmp_path / "ours.snap")
+    ours.dump(path)
+    back = tracer.Snapshot.load(path)
+    real = tm_round_trip(theirs, tmp_path)
+    for name, value in PLAIN_ATTRIBUTES.items():
+        assert getattr(back, name) == getattr(real, name) == value, name
+    assert math.isnan(back.nan) and math.isnan(real.nan)
+    # Types kept exactly: tuples stay tuples, bools stay bools, dict order is kept.
+    assert type(back.floats) is tuple and type(back.nested["z"][1]) is tuple and type(back.empty) is list
+    assert back.yes is True and back.no is False and back.none is None
+    assert list(back.nested) == list(PLAIN_ATTRIBUTES["nested"]) and list(vars(back)) == list(vars(ours))
+    assert math.copysign(1, back.floats[1]) == -1.0
+    assert back.traces._traces == real.traces._traces
+    # As in tracemalloc, filter_traces makes a new snapshot without them.
+    assert not hasattr(back.filter_traces([]), "label") and not hasattr(real.filter_traces([]), "label")
+    # Written again, a loaded snapshot keeps them.
+    again_path = str(tmp_path / "again.snap")
+    back.dump(again_path)
+    assert vars(tracer.Snapshot.load(again_path)).keys() == vars(back).keys()
+
+
+def test_attributes_survive_pickle():
+    import pickle
+
+    snap = tracer.Snapshot([], 2)
+    snap.label = "x"
+    snap.anything = {1, 2}  # pickle (not the file format) may hold any picklable value
+    back = pickle.loads(pickle.dumps(snap))
+    assert (back.label, back.anything, back.traceback_limit) == ("x", {1, 2}, 2)
+
+
+class Custom:
+    pass
+
+
+@pytest.mark.parametrize(
+    "value, type_name",
+    [({1, 2}, "set"), (Custom(), "Custom"), ([1, {"k": frozenset()}], "frozenset"), (bytearray(b"x"), "bytearray"), (1j, "complex")],
+)
+def test_dump_refuses_other_attribute_types_and_writes_nothing(tmp_path, value, type_name):
+    snap = tracer.Snapshot([], 1)
+    snap.label = "kept"
+    snap.odd = value
+    path = tmp_path / "x.snap"
+    with pytest.raises(TypeError, match=r"'odd'.*\b%s\b" % type_name):
+        snap.dump(str(path))
+    assert not path.exists()
+    # An existing file is left as it was.
+    path.write_bytes(b"previous")
+    with pytest.raises(TypeError):
+        snap.dump(str(path))
+    assert path.read_bytes() == b"previous"
+    del snap.odd
+    snap.dump(str(path))
+    assert tracer.Snapshot.load(str(path)).label == "kept"
+
+
+def test_dump_refuses_self_containing_attributes(tmp_path):
+    snap = tracer.Snapshot([], 1)
+    loop = []
+    loop.append(loop)
+    snap.loop = loop
+    with pytest.raises(ValueError, match="'loop'"):
+        snap.dump(str(tmp_path / "x.snap"))
+    assert not (tmp_path / "x.snap").exists()
+
+
+def test_files_written_before_attributes_still_load():
+    corpus = os.path.join(os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")), "tests", "fuzz-corpus", "snapfile")
+    for name in ("exact-nframe8.snap", "sampled-nframe3.snap"):
+        snap = tracer.Snapshot.load(os.path.join(corpus, name))
+        assert len(snap.traces) > 0 and vars(snap) == {}
+        assert snap.statistics("lineno")
+    # The corpus file with attributes (what the fuzzer starts from) holds what it was written with.
+    snap = tracer.Snapshot.load(os.path.join(corpus, "attributes-nframe4.snap"))
+    assert snap.label == "after warm-up" and snap.run[(1, "k")] == 2 and snap.run["big"] == -(2 ** 70)
+
+
+def fix_header(data):
+    """The file with its CRC and length made to match the payload, so a mutation reaches the parser."""
+    payload = data[24:]
+    return data[:12] + struct.pack("<IQ", zlib.crc32(payload) & 0xFFFFFFFF, len(payload)) + payload
+
+
+def test_damaged_attributes_raise_format_error(tmp_path):
+    """Every byte of the attribute section changed (CRC fixed up), and random multi-byte damage:
+    the load gives a snapshot or libleak.FormatError, nothing else."""
+    snap = tracer.Snapshot([raw_trace(0, 10, [("a.py", 1)])], 1)
+    for name, value in PLAIN_ATTRIBUTES.items():
+        setattr(snap, name, value)
+    path = tmp_path / "a.snap"
+    snap.dump(str(path))
+    data = path.read_bytes()
+    start = len(data) - len(_encoded_attributes(snap))
+    rng = random.Random(3)
+    outcomes = set()
+    for round_ in range(3000):
+        damaged = bytearray(data)
+        if round_ < len(data) - start:
+            damaged[start + round_] ^= 1 << rng.randrange(8)
+        else:
+            for _ in range(rng.randint(1, 4)):
+                damaged[rng.randrange(start, len(data))] = rng.randrange(256)
+        path.write_bytes(fix_header(bytes(damaged)))
+        try:
+            tracer.Snapshot.load(str(path))
+            outcomes.add("loaded")
+        except libleak.FormatError:
+            outcomes.add("FormatError")
+    assert "FormatError" in outcomes
+
+
+def _encoded_attributes(snap):
+    return tracer._encode_attributes(vars(snap))
