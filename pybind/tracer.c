@@ -376,7 +376,10 @@ static int build_traceback(leak__snapshot *s, PyObject *frames, unsigned long to
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   int rc = 0;
   if (n < 1 || n > LEAK_SNAPFILE_MAX_NFRAME) {
-    PyErr_Format(PyExc_ValueError, "a traceback needs 1 to %u frames", LEAK_SNAPFILE_MAX_NFRAME);
+    PyErr_Format(PyExc_ValueError,
+                 "a traceback needs 1 to %u frames (tracemalloc gives ((\"<unknown>\", 0),) to an allocation "
+                 "made without a Python frame, never an empty traceback)",
+                 LEAK_SNAPFILE_MAX_NFRAME);
     rc = -1;
   }
   for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {

@@ -12,8 +12,9 @@ Differences worth knowing:
 - Snapshots live in C: grouping, sorting, diffing and filtering a million traces takes
   milliseconds, and ``Snapshot.dump``/``load`` use libleak's own checked file format, never pickle
   (a damaged or hostile file raises ``libleak.FormatError``).
-- ``Traceback.total_nframe`` is the stored depth, plus one when the stack was deeper than
-  ``nframe`` (libleak never walks the whole stack, so it is a lower bound).
+- ``Traceback.total_nframe`` (Python 3.9+; 3.8's tracemalloc has none, and neither has libleak
+  there) is the stored depth, plus one when the stack was deeper than ``nframe`` (libleak never
+  walks the whole stack, so it is a lower bound).
 - ``nframe`` goes up to 1024.
 - ``get_object_traceback`` of an object reused from a freelist (lists, dicts, tuples, floats...)
   names the site of the reuse on Python 3.13+, as tracemalloc does, but the site of the first
@@ -251,8 +252,9 @@ class Traceback(Sequence):
     """Frames from the oldest call to the most recent one, like tracemalloc's Traceback.
 
     ``frames`` is given most recent first (tracemalloc's raw order).  From Python 3.9 on,
-    ``total_nframe`` is the depth of the whole stack (None when not known, as for the tracebacks of
-    statistics); on 3.8, as in its tracemalloc, there is no ``total_nframe``.
+    ``total_nframe`` is the depth of the stack as the tracer knew it (see the module notes; None
+    for the tracebacks of statistics); on 3.8, as in its tracemalloc, there is no
+    ``total_nframe``.
 
     >>> tb = Traceback((("b.py", 2), ("a.py", 1)))
     >>> [str(frame) for frame in tb]
@@ -700,9 +702,9 @@ class Snapshot:
         >>> import os, tempfile
         >>> snap = Snapshot([], 1)
         >>> snap.label = "after warm-up"
-        >>> path = os.path.join(tempfile.mkdtemp(), "x.snap")
-        >>> snap.dump(path)
-        >>> Snapshot.load(path).label
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     snap.dump(os.path.join(folder, "x.snap"))
+        ...     Snapshot.load(os.path.join(folder, "x.snap")).label
         'after warm-up'
         """
         attributes = _encode_attributes(self.__dict__) if self.__dict__ else None

@@ -408,3 +408,14 @@ def test_damaged_attributes_raise_format_error(tmp_path):
 
 def _encoded_attributes(snap):
     return tracer._encode_attributes(vars(snap))
+
+
+def test_empty_tracebacks_are_refused_with_a_clear_message():
+    """tracemalloc never makes an empty traceback (it writes ("<unknown>", 0) instead); its Snapshot
+    takes one but then fails with IndexError in filename statistics and in most filters.  libleak
+    refuses it when the snapshot is built."""
+    with pytest.raises(ValueError, match="<unknown>"):
+        tracer.Snapshot([raw_trace(0, 10, [])], 1)
+    theirs = tracemalloc.Snapshot([raw_trace(0, 10, [])], 1)
+    with pytest.raises(IndexError):
+        theirs.statistics("filename")
