@@ -273,6 +273,12 @@ def test_sampled_weights_in_statistics():
     (stat,) = snap.statistics("lineno")
     assert (stat.size, stat.count) == (47, 5)
     assert snap.traces[0].weight == pytest.approx(1.4)
+    # A snapshot rebuilt from the traces (whole, as Trace objects, or with another limit) keeps the
+    # weights: the raw tuples of _traces have no room for them.
+    for traces, limit in ((snap.traces, 1), (list(snap.traces), 1), (snap.traces, 4)):
+        again = tracer.Snapshot(traces, limit)
+        assert again.traceback_limit == limit
+        assert [(s.size, s.count) for s in again.statistics("lineno")] == [(47, 5)]
 
 
 # ---- Live tracing compared with tracemalloc ------------------------------------------------------
