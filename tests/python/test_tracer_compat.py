@@ -419,3 +419,21 @@ def test_empty_tracebacks_are_refused_with_a_clear_message():
     theirs = tracemalloc.Snapshot([raw_trace(0, 10, [])], 1)
     with pytest.raises(IndexError):
         theirs.statistics("filename")
+
+
+def test_attributes_removed_after_load_stay_removed(tmp_path):
+    """What a snapshot was read with is not written again behind the user's back: the Python
+    object's attributes are the only truth, for dump and for pickle."""
+    import pickle
+
+    snap = tracer.Snapshot([raw_trace(0, 10, [("a.py", 1)])], 1)
+    snap.label, snap.other = "x", 1
+    path = str(tmp_path / "a.snap")
+    snap.dump(path)
+    back = tracer.Snapshot.load(path)
+    del back.label
+    assert vars(pickle.loads(pickle.dumps(back))) == {"other": 1}
+    del back.other
+    back.dump(path)
+    assert vars(tracer.Snapshot.load(path)) == {}
+    assert vars(pickle.loads(pickle.dumps(back))) == {}
