@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from functools import total_ordering
 
 from libleak import _libleak
+from libleak import _extbuffers  # NumPy's buffers: PyTraceMalloc_Track redirected while tracing
 
 __all__ = [
     "BaseFilter",
@@ -104,10 +105,12 @@ def start(nframe=1, *, sample_bytes=0):
     if sample_bytes < 0:
         raise ValueError("sample_bytes must be 0 (trace everything) or positive, not %d" % sample_bytes)
     _libleak.tracer_start(nframe, sample_bytes)
+    _extbuffers.start()  # extension buffers (NumPy), see libleak/_extbuffers.py
 
 
 def stop():
     """Stops tracing and forgets every trace (snapshots already taken stay valid)."""
+    _extbuffers.stop()  # extension buffers (NumPy), see libleak/_extbuffers.py
     _libleak.tracer_stop()
 
 
