@@ -49,18 +49,28 @@
 #define SLOT_RELOC_DATA R_AARCH64_GLOB_DAT
 #endif
 
+/* What a redirected call returns: CPython's answer, unless that says "tracemalloc is not tracing"
+ * (-2) while libleak is: then libleak's, in CPython's terms (0, or -1 when the trace could not be
+ * stored).  Extensions act on it: NumPy 2.5 (seen with 2.5.5) moves a block that PyMem_RawRealloc
+ * gave it from domain 0 to its own domain only when PyTraceMalloc_Untrack(0, ...) did not return -2
+ * (ndarray.resize lost its trace until this). */
+static int combined_result(int cpython_rc, int libleak_rc) {
+  if (cpython_rc != -2 || libleak_rc == LEAK_ENOTSTARTED) return cpython_rc;
+  return libleak_rc == 0 ? 0 : -1;
+}
+
 /* Called instead of CPython's PyTraceMalloc_Track by the redirected extensions, on any thread,
  * with or without the GIL (leak_track is safe either way).  Traces first, then tells tracemalloc. */
 static int redirected_track(unsigned int domain, uintptr_t ptr, size_t size) {
-  (void)leak_track(domain, ptr, size);
-  return PyTraceMalloc_Track(domain, ptr, size);
+  int rc = leak_track(domain, ptr, size);
+  return combined_result(PyTraceMalloc_Track(domain, ptr, size), rc);
 }
 
 /* The same for PyTraceMalloc_Untrack: the block is still allocated here (NumPy untracks before it
  * frees), so no other thread can have been given its address yet. */
 static int redirected_untrack(unsigned int domain, uintptr_t ptr) {
-  (void)leak_untrack(domain, ptr);
-  return PyTraceMalloc_Untrack(domain, ptr);
+  int rc = leak_untrack(domain, ptr);
+  return combined_result(PyTraceMalloc_Untrack(domain, ptr), rc);
 }
 
 /* The two imports: their names, libleak's functions, CPython's functions (as this object's own
