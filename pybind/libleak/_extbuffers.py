@@ -10,6 +10,12 @@ calling thread's Python stack and then calls CPython's function, so tracemalloc 
 (``import numpy`` after ``libleak.tracer.start()``) is redirected as soon as it is loaded.
 ``stop()`` gives the slots back to CPython's functions and unwraps the loader, unless another tool
 wrapped it since (the wrapper then stays, doing nothing but call through).
+
+NumPy's own hook for this, its NEP 49 data handler (``PyDataMem_SetHandler``), was not used: it is
+held in a context variable, so it applies to the context that set it while every other thread keeps
+NumPy's default handler, and it covers NumPy only.  Redirecting the imports covers every thread and
+every extension that reports its buffers.  Neither can see memory an extension takes from
+``malloc`` without reporting it.
 """
 
 import warnings
@@ -26,11 +32,12 @@ _active = False
 
 
 def _redirect():
-    """Redirects the imports of the objects loaded since the last call; never raises."""
+    """Redirects the imports of the objects loaded since the last call; warns instead of raising,
+    so that neither start() nor an import fails for it."""
     try:
         _libleak.extbuffers_redirect()
     except (Error, OSError) as error:
-        warnings.warn("libleak: extension buffers (NumPy arrays) are not traced: %s" % error, RuntimeWarning, 2)
+        warnings.warn("libleak: extension buffers (NumPy arrays) are not traced: %s" % error, RuntimeWarning, 3)
 
 
 def _create_module(self, spec):
@@ -56,12 +63,14 @@ def stop():
     """Puts CPython's functions back in every redirected slot, and unwraps the loader."""
     global _installed, _active
     _active = False
+    if _installed and ExtensionFileLoader.__dict__.get("create_module") is _create_module:
+        ExtensionFileLoader.create_module = _inner_create_module
+        _installed = False
     try:
         _libleak.extbuffers_restore()
-    finally:
-        if _installed and ExtensionFileLoader.__dict__.get("create_module") is _create_module:
-            ExtensionFileLoader.create_module = _inner_create_module
-            _installed = False
+    except (Error, OSError) as error:
+        # The tracer stops anyway: a slot left redirected passes every call on to CPython.
+        warnings.warn("libleak: a PyTraceMalloc_Track import could not be restored: %s" % error, RuntimeWarning, 2)
 
 
 def slots():

@@ -279,3 +279,41 @@ report(held=held.get(line_of(make), 0), nbytes=sum(a.nbytes for a in arrays))
 """)
     # Blocks of 16 MB against a 512 KiB mean interval: each is sampled, with a weight of ~1.
     assert_close(values["held"], values["nbytes"], "sampled")
+
+
+def test_a_loader_wrapped_by_another_tool_after_start_is_left_in_place(python):
+    values = run_script(python, """
+import libleak._extbuffers as extbuffers
+from importlib.machinery import ExtensionFileLoader
+import numpy as np
+
+tracer.start(10)
+ours = ExtensionFileLoader.create_module
+loaded = []
+def other_tool(self, spec):
+    loaded.append(spec.name)
+    return ours(self, spec)
+ExtensionFileLoader.create_module = other_tool
+tracer.stop()
+kept = ExtensionFileLoader.create_module is other_tool
+# An extension module not loaded yet goes through both wrappers, ours passing through.
+import importlib, importlib.util
+fresh = next(name for name in ("mmap", "_bz2", "_lzma", "resource", "termios", "_multibytecodec", "_csv")
+             if name not in sys.modules and isinstance(getattr(importlib.util.find_spec(name), "loader", None),
+                                                       ExtensionFileLoader))
+importlib.import_module(fresh)
+states_stopped = sorted({state for path, symbol, state in extbuffers.slots() if "numpy" in path})
+tracer.start(10)
+not_rewrapped = ExtensionFileLoader.create_module is other_tool
+
+def make():
+    return np.zeros(10**6)
+a = make()
+held = line_sizes(tracer.take_snapshot()).get(line_of(make), 0)
+tracer.stop()
+report(kept=kept, loaded=loaded, fresh=fresh, states_stopped=states_stopped, not_rewrapped=not_rewrapped, held=held)
+""")
+    assert values["kept"] and values["not_rewrapped"]
+    assert values["loaded"] == [values["fresh"]]
+    assert values["states_stopped"] == ["original"]
+    assert_close(values["held"], 8 * 10**6, "restarted under another tool's wrapper")
