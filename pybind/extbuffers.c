@@ -7,7 +7,7 @@
 /* extbuffers_redirect() -> the number of slots redirected now (0 when nothing new was loaded). */
 static PyObject *py_extbuffers_redirect(PyObject *module, PyObject *unused) {
   size_t redirected = 0;
-  int rc = leak__extbuffers_redirect(&redirected);
+  int rc = leak_extbuffers_redirect(&redirected);
   if (rc < 0) return leak__py_raise(rc, "redirecting PyTraceMalloc_Track");
   return PyLong_FromSize_t(redirected);
 }
@@ -15,7 +15,7 @@ static PyObject *py_extbuffers_redirect(PyObject *module, PyObject *unused) {
 /* extbuffers_restore() -> the number of slots given back to CPython's functions. */
 static PyObject *py_extbuffers_restore(PyObject *module, PyObject *unused) {
   size_t restored = 0;
-  int rc = leak__extbuffers_restore(&restored);
+  int rc = leak_extbuffers_restore(&restored);
   if (rc < 0) return leak__py_raise(rc, "restoring PyTraceMalloc_Track");
   return PyLong_FromSize_t(restored);
 }

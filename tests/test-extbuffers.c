@@ -56,13 +56,13 @@ TEST(extbuffers_redirect_and_restore) {
 
   ASSERT_EQ(leak_tracer_start(NULL), 0);
   size_t changed = 0;
-  ASSERT_EQ(leak__extbuffers_redirect(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_redirect(&changed), 0);
   ASSERT_GE(changed, 2);
   counts = user_slots();
   ASSERT_EQ(counts.redirected, 2);
   ASSERT_EQ(counts.original + counts.other, 0);
   /* Nothing loaded since: no walk, nothing changed. */
-  ASSERT_EQ(leak__extbuffers_redirect(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_redirect(&changed), 0);
   ASSERT_EQ(changed, 0);
 
   /* Through the slot: traced by libleak, and 0 although tracemalloc is not tracing. */
@@ -72,7 +72,7 @@ TEST(extbuffers_redirect_and_restore) {
   ASSERT_EQ(untrack(domain, block), 0);
   ASSERT_EQ(traced_now(), before);
 
-  ASSERT_EQ(leak__extbuffers_restore(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_restore(&changed), 0);
   ASSERT_EQ(changed, 2);
   counts = user_slots();
   ASSERT_EQ(counts.original, 2);
@@ -80,13 +80,13 @@ TEST(extbuffers_redirect_and_restore) {
   /* Straight to CPython again: libleak sees nothing, CPython answers "not tracing". */
   ASSERT_EQ(track(domain, block, 5000), -2);
   ASSERT_EQ(traced_now(), before);
-  ASSERT_EQ(leak__extbuffers_restore(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_restore(&changed), 0);
   ASSERT_EQ(changed, 0);
 
   /* A later redirect walks again even though no object was loaded: the slots were given back. */
-  ASSERT_EQ(leak__extbuffers_redirect(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_redirect(&changed), 0);
   ASSERT_GE(changed, 2);
-  ASSERT_EQ(leak__extbuffers_restore(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_restore(&changed), 0);
   ASSERT_EQ(leak_tracer_stop(), 0);
   dlclose(user);
   return 0;
@@ -101,11 +101,11 @@ TEST(extbuffers_untraced_calls_pass_through) {
   ASSERT(track != NULL && untrack != NULL);
   /* Redirected while the tracer is stopped: CPython's answer, unchanged. */
   size_t changed = 0;
-  ASSERT_EQ(leak__extbuffers_redirect(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_redirect(&changed), 0);
   ASSERT_GE(changed, 2);
   ASSERT_EQ(track(7, 0x20000, 64), -2);
   ASSERT_EQ(untrack(7, 0x20000), -2);
-  ASSERT_EQ(leak__extbuffers_restore(&changed), 0);
+  ASSERT_EQ(leak_extbuffers_restore(&changed), 0);
   ASSERT_EQ(changed, 2);
   dlclose(user);
   return 0;

@@ -110,6 +110,21 @@ LEAK_EXTERN int leak_track(unsigned domain, uintptr_t ptr, size_t size);
  * pointer is not an error. */
 LEAK_EXTERN int leak_untrack(unsigned domain, uintptr_t ptr);
 
+/* Extension buffers.  Redirects every loaded object's imports of PyTraceMalloc_Track/Untrack (C
+ * extensions such as NumPy's) to functions that call leak_track/leak_untrack and then CPython's,
+ * so the buffers they report are traced with the calling thread's stack, on every thread, and
+ * tracemalloc still gets every call.  libleak.tracer does this at start and after each extension
+ * import while it traces; a host that starts the tracer from C calls it after loading extensions
+ * (it returns at once when no object was loaded since).  *redirected (may be NULL): the slots
+ * changed by this call.  LEAK_ENOSYS on platforms other than Linux x86-64 and aarch64; LEAK_EACCES
+ * when a read-only slot could not be made writable (the other slots are redirected anyway).
+ * Needs neither the GIL nor a running tracer: while the tracer is stopped the redirected functions
+ * only call CPython's. */
+LEAK_EXTERN int leak_extbuffers_redirect(size_t *redirected);
+
+/* Puts CPython's functions back in every redirected slot.  *restored (may be NULL): how many. */
+LEAK_EXTERN int leak_extbuffers_restore(size_t *restored);
+
 #ifdef __cplusplus
 }
 #endif

@@ -289,7 +289,7 @@ static int walk_unlocked(walk_state *walk) {
 }
 
 /* The loader's counts tell whether any object came or went since the last full walk. */
-int leak__extbuffers_redirect(size_t *redirected) {
+int leak_extbuffers_redirect(size_t *redirected) {
   if (redirected) *redirected = 0;
   unsigned long long counts[2] = {0, 0};
   dl_iterate_phdr(read_counts, counts);
@@ -311,7 +311,7 @@ int leak__extbuffers_redirect(size_t *redirected) {
 
 /* Walks every object rather than remembering slots: an object unloaded meanwhile has no slot
  * left to write, and the walk cannot find it. */
-int leak__extbuffers_restore(size_t *restored) {
+int leak_extbuffers_restore(size_t *restored) {
   pthread_mutex_lock(&scan_lock);
   walk_state walk = {WALK_RESTORE, NULL, NULL, 0, 0, 0};
   int rc = walk_unlocked(&walk);

@@ -6,23 +6,15 @@
  * leak_track / leak_untrack and then calls CPython's function, so tracemalloc, when it runs too,
  * still gets every call.  See extbuffers.c for why this and not NumPy's NEP 49 handler.
  *
- * All three functions serialise on one mutex of their own; they need neither the GIL nor a running
- * tracer (the redirected functions do nothing of libleak's while the tracer is stopped). */
+ * Redirect, restore and the slot walk below serialise on one mutex of their own; they need neither
+ * the GIL nor a running tracer (the redirected functions do nothing of libleak's while the tracer
+ * is stopped). */
 #ifndef LIBLEAK_TRACER_EXTBUFFERS_H
 #define LIBLEAK_TRACER_EXTBUFFERS_H
 
 #include <stddef.h>
 
-/* Redirects every import of PyTraceMalloc_Track/Untrack found in the objects loaded now, except in
- * the object that holds libleak itself.  Cheap to call again: when no object was loaded or unloaded
- * since the last call it returns at once.  Stores in *redirected (may be NULL) how many slots this
- * call redirected.  LEAK_ENOSYS on a platform whose relocations this file does not know; LEAK_EACCES
- * when a slot's page could not be made writable (the other slots are redirected anyway). */
-int leak__extbuffers_redirect(size_t *redirected);
-
-/* Puts CPython's functions back in every slot that holds a redirection, so later calls go straight
- * to CPython.  Stores in *restored (may be NULL) how many slots were put back. */
-int leak__extbuffers_restore(size_t *restored);
+/* leak_extbuffers_redirect and leak_extbuffers_restore are public (libleak/tracer.h). */
 
 /* The state of one import slot, for tests and diagnostics. */
 typedef enum leak__extbuffers_slot_state {
@@ -37,7 +29,7 @@ typedef int (*leak__extbuffers_visit)(const char *object, const char *symbol, le
                                       void *data);
 
 /* Walks the slots of every loaded object (libleak's own object excluded) without changing any.
- * Returns what the last visit returned, or 0. */
+ * Returns 0, the nonzero value of the visit that stopped the walk, or LEAK_ENOSYS. */
 int leak__extbuffers_slots(leak__extbuffers_visit visit, void *data);
 
 #endif
