@@ -92,10 +92,10 @@ LEAK_EXTERN int leak_tracer_dropped(uint64_t *count);
 /* Domains.  Blocks of Python's allocators are traced in domain 0 by the hooks.  Extensions that manage
  * their own memory (NumPy: domain 389047) report it to CPython with PyTraceMalloc_Track/Untrack; on
  * CPython 3.8 - 3.13 those calls reach tracemalloc only and return -2 unless tracemalloc itself is
- * tracing (checked on each version), and no hook lets another tracer receive them.  The Python
- * package (libleak.tracer) redirects the loaded extensions' imports of those two functions to
- * leak_track/leak_untrack while it traces, so it sees them; a C host using this API alone does not,
- * and calls leak_track/leak_untrack itself (as well as, or instead of, PyTraceMalloc_Track).  Nothing is counted twice: those buffers do not
+ * tracing (checked on each version), and no hook lets another tracer receive them.
+ * leak_extbuffers_redirect (below) redirects the loaded extensions' imports of those two functions
+ * to leak_track/leak_untrack; libleak.tracer calls it while it traces.  A C extension or host may
+ * also call leak_track/leak_untrack itself (as well as, or instead of, PyTraceMalloc_Track).  Nothing is counted twice: those buffers do not
  * come from Python's allocators, and within Python's allocators only the outermost call traces a
  * block (pymalloc handing a big request to the RAW domain is one block, traced once).
  *

@@ -41,7 +41,8 @@
  * Python's heap, where the hooks record.  Extensions that report their own buffers call
  * PyTraceMalloc_Track/Untrack, which on 3.8 - 3.13 go to tracemalloc only (no hook routes them
  * elsewhere); extbuffers.c redirects the extensions' imports of those two functions to leak_track /
- * leak_untrack (then CPython's) while the Python package traces, which is how NumPy's arrays are seen.
+ * leak_untrack (then CPython's), which is how NumPy's arrays are seen (libleak.tracer does it while
+ * it traces; a C host calls leak_extbuffers_redirect).
  * Their memory is not double counted: those buffers come from malloc or from the RAW domain with
  * the reentrancy rule above, so only the outermost allocation is traced.
  *
