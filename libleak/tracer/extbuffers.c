@@ -8,8 +8,9 @@
  * extension calls the function through a slot of its own global offset table, filled by the
  * dynamic loader; rewriting that slot changes where that extension's calls go and nothing else.
  * It works on every thread at once, whether libpython is a shared library or linked into the
- * executable (pyenv's default), for any extension that reports this way, and it is undone by
- * writing CPython's address back.
+ * executable (Debian's /usr/bin/python3, CPython built without --enable-shared: extensions then
+ * bind to the executable's symbol, and so does libleak's own import), for any extension that
+ * reports this way, and it is undone by writing CPython's address back.
  *
  * Why not NumPy's NEP 49 handler.  PyDataMem_SetHandler (NumPy >= 1.22) installs a data allocator
  * in a context variable: it applies to the context that set it, and every new thread starts with
@@ -50,13 +51,13 @@
 #endif
 
 /* What a redirected call returns: CPython's answer, unless that says "tracemalloc is not tracing"
- * (-2) while libleak is: then libleak's, in CPython's terms (0, or -1 when the trace could not be
- * stored).  Extensions act on it: NumPy 2.5 (seen with 2.5.5) moves a block that PyMem_RawRealloc
- * gave it from domain 0 to its own domain only when PyTraceMalloc_Untrack(0, ...) did not return -2
- * (ndarray.resize lost its trace until this). */
+ * (-2) while libleak is: then 0, as a tracing tracemalloc would answer.  Extensions act on it:
+ * NumPy 2.5 (seen with 2.5.5) moves a block that PyMem_RawRealloc gave it from domain 0 to its own
+ * domain only when PyTraceMalloc_Untrack(0, ...) did not return -2 (ndarray.resize lost its trace
+ * until this).  A trace libleak could not store is counted as dropped, never reported as -1: an
+ * extension may treat -1 as a failed allocation, and libleak must not make the program fail. */
 static int combined_result(int cpython_rc, int libleak_rc) {
-  if (cpython_rc != -2 || libleak_rc == LEAK_ENOTSTARTED) return cpython_rc;
-  return libleak_rc == 0 ? 0 : -1;
+  return cpython_rc == -2 && libleak_rc != LEAK_ENOTSTARTED ? 0 : cpython_rc;
 }
 
 /* Called instead of CPython's PyTraceMalloc_Track by the redirected extensions, on any thread,
