@@ -28,4 +28,8 @@ extern const leak__py_area leak__py_faults_area;
 /* The tracer area: allocation tracing and snapshots (pybind/tracer.c). */
 extern const leak__py_area leak__py_tracer_area;
 
+/* The extension-buffers area: PyTraceMalloc_Track imports redirected to the tracer
+ * (pybind/extbuffers.c). */
+extern const leak__py_area leak__py_extbuffers_area;
+
 #endif

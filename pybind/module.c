@@ -39,6 +39,7 @@ PyObject *leak__py_raise(int code, const char *context) {
 static const leak__py_area *const areas[] = {
     &leak__py_faults_area,
     &leak__py_tracer_area,
+    &leak__py_extbuffers_area,
     NULL,
 };
 

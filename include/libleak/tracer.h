@@ -92,9 +92,10 @@ LEAK_EXTERN int leak_tracer_dropped(uint64_t *count);
 /* Domains.  Blocks of Python's allocators are traced in domain 0 by the hooks.  Extensions that manage
  * their own memory (NumPy: domain 389047) report it to CPython with PyTraceMalloc_Track/Untrack; on
  * CPython 3.8 - 3.13 those calls reach tracemalloc only and return -2 unless tracemalloc itself is
- * tracing (checked on each version), and no hook lets another tracer receive them: libleak does NOT
- * see such buffers.  A host or an extension that wants them traced calls leak_track/leak_untrack
- * (as well as, or instead of, PyTraceMalloc_Track).  Nothing is counted twice: those buffers do not
+ * tracing (checked on each version), and no hook lets another tracer receive them.
+ * leak_extbuffers_redirect (below) redirects the loaded extensions' imports of those two functions
+ * to leak_track/leak_untrack; libleak.tracer calls it while it traces.  A C extension or host may
+ * also call leak_track/leak_untrack itself (as well as, or instead of, PyTraceMalloc_Track).  Nothing is counted twice: those buffers do not
  * come from Python's allocators, and within Python's allocators only the outermost call traces a
  * block (pymalloc handing a big request to the RAW domain is one block, traced once).
  *
@@ -108,6 +109,21 @@ LEAK_EXTERN int leak_track(unsigned domain, uintptr_t ptr, size_t size);
 /* Forgets the trace of `ptr` in `domain`.  LEAK_ENOTSTARTED when not tracing; untracking an unknown
  * pointer is not an error. */
 LEAK_EXTERN int leak_untrack(unsigned domain, uintptr_t ptr);
+
+/* Extension buffers.  Redirects every loaded object's imports of PyTraceMalloc_Track/Untrack (C
+ * extensions such as NumPy's) to functions that call leak_track/leak_untrack and then CPython's,
+ * so the buffers they report are traced with the calling thread's stack, on every thread, and
+ * tracemalloc still gets every call.  libleak.tracer does this at start and after each extension
+ * import while it traces; a host that starts the tracer from C calls it after loading extensions
+ * (it returns at once when no object was loaded since).  *redirected (may be NULL): the slots
+ * changed by this call.  LEAK_ENOSYS on platforms other than Linux x86-64 and aarch64; LEAK_EACCES
+ * when a read-only slot could not be made writable (the other slots are redirected anyway).
+ * Needs neither the GIL nor a running tracer: while the tracer is stopped the redirected functions
+ * only call CPython's. */
+LEAK_EXTERN int leak_extbuffers_redirect(size_t *redirected);
+
+/* Puts CPython's functions back in every redirected slot.  *restored (may be NULL): how many. */
+LEAK_EXTERN int leak_extbuffers_restore(size_t *restored);
 
 #ifdef __cplusplus
 }

@@ -38,12 +38,13 @@
  * crosses zero, and the free of a block whose counter is not zero, take the slow path (and the lock).
  *
  * Domains.  leak_track/leak_untrack trace any allocator's blocks under a domain number; domain 0 is
- * Python's heap, where the hooks record.  What CPython lets libleak see: extensions that report their
- * own buffers call PyTraceMalloc_Track/Untrack, which on 3.8 - 3.13 go to tracemalloc only and return
- * -2 unless tracemalloc itself is tracing; libleak cannot receive those calls (they are not routed
- * through any hook), so such buffers are NOT seen unless the extension (or its host) calls leak_track.
- * Their memory is not double counted either: those buffers come from malloc or from the RAW domain
- * with the reentrancy rule above, so only the outermost allocation is traced.
+ * Python's heap, where the hooks record.  Extensions that report their own buffers call
+ * PyTraceMalloc_Track/Untrack, which on 3.8 - 3.13 go to tracemalloc only (no hook routes them
+ * elsewhere); extbuffers.c redirects the extensions' imports of those two functions to leak_track /
+ * leak_untrack (then CPython's), which is how NumPy's arrays are seen (libleak.tracer does it while
+ * it traces; a C host calls leak_extbuffers_redirect).
+ * Their memory is not double counted: those buffers come from malloc or from the RAW domain with
+ * the reentrancy rule above, so only the outermost allocation is traced.
  *
  * Other tools.  Our hooks chain to whatever was installed before (tracemalloc, a debug allocator).
  * stop puts the old allocators back only where our hook is still on top: a tool that wrapped ours

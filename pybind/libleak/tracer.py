@@ -37,6 +37,14 @@ Setting ``LIBLEAK_TRACE=N`` in the environment starts tracing with ``N`` frames 
 interpreter starts (like ``PYTHONTRACEMALLOC``); ``LIBLEAK_SAMPLE_BYTES=R`` as well makes it
 sampled.  This goes through the ``libleak-trace.pth`` file installed next to the package, which
 does nothing (and imports nothing) when ``LIBLEAK_TRACE`` is unset or empty.
+
+What is traced: every block of Python's allocators (domain 0), and the buffers that C extensions
+report to CPython with ``PyTraceMalloc_Track``, in the extension's domain: NumPy's array data
+(domain 389047) counts at the Python line that made the array, on every thread, whether numpy was
+imported before or after ``start()`` (libleak redirects the extensions' imports of that function
+while tracing, and still calls CPython's, so tracemalloc sees them too; see ``libleak._extbuffers``).
+``DomainFilter(True, 389047)`` keeps only NumPy's buffers.  Not traced: memory an extension takes
+from ``malloc`` without reporting it (tracemalloc does not see it either).
 """
 
 import fnmatch
@@ -49,6 +57,7 @@ from functools import total_ordering
 
 from libleak import _libleak
 from libleak.errors import FormatError
+from libleak import _extbuffers  # NumPy's buffers: PyTraceMalloc_Track redirected while tracing
 
 __all__ = [
     "BaseFilter",
@@ -120,10 +129,12 @@ def start(nframe=1, *, sample_bytes=0):
     if sample_bytes < 0:
         raise ValueError("sample_bytes must be 0 (trace everything) or positive, not %d" % sample_bytes)
     _libleak.tracer_start(nframe, sample_bytes)
+    _extbuffers.start()  # extension buffers (NumPy), see libleak/_extbuffers.py
 
 
 def stop():
     """Stops tracing and forgets every trace (snapshots already taken stay valid)."""
+    _extbuffers.stop()  # extension buffers (NumPy), see libleak/_extbuffers.py
     _libleak.tracer_stop()
 
 
