@@ -132,6 +132,8 @@ def main_thread_work():
     }
     if SCENARIO == "threads50":
         workers = {"sleeper-%02d" % i: blocked_on_lock for i in range(50)}
+    elif SCENARIO == "threads105":
+        workers = {"sleeper-%03d" % i: blocked_on_lock for i in range(105)}
     for name, target in workers.items():
         start(name, target)
     wait_until_still(len(workers))
@@ -140,7 +142,7 @@ def main_thread_work():
 
 
 def run_scenario():
-    if SCENARIO in ("dump", "threads50", "recursion"):
+    if SCENARIO in ("dump", "threads50", "threads105", "recursion"):
         fh.dump_traceback(sys.stderr, all_threads=True)
     elif SCENARIO == "dump_current":
         fh.dump_traceback(sys.stderr, all_threads=False)
@@ -288,6 +290,25 @@ def test_fifty_threads_all_appear():
     assert len(sleepers) == 50
 
 
+def test_more_threads_than_the_limit_are_cut_where_faulthandler_cuts():
+    """106 threads, faulthandler's limit is 100.  faulthandler writes the 100 newest and a blank line
+    and "..." (every version); libleak writes the same blocks and line, with the number cut, except
+    that the main thread (the caller, the last in the list) is kept in place of the 100th."""
+    theirs = run_program("faulthandler", "threads105")
+    ours = run_program("libleak.faults", "threads105")
+    for proc in (theirs[0], ours[0]):
+        assert proc.returncode == 0, proc.stderr
+    their_names, our_names = names_in_order(theirs), names_in_order(ours)
+    assert len(their_names) == 100 and "main" not in their_names, their_names
+    assert their_names == ["sleeper-%03d" % i for i in range(104, 4, -1)], their_names
+    assert our_names == their_names[:99] + ["main"], our_names
+    assert ours[1]["main"]["kind"] == "Current thread"
+    for name in their_names[:99]:
+        assert comparable(ours[1][name]) == comparable(theirs[1][name]), name
+    assert theirs[0].stderr.endswith("\n\n...\n"), theirs[0].stderr[-200:]
+    assert ours[0].stderr.endswith("\n\n... 6 more threads\n"), ours[0].stderr[-200:]
+
+
 def test_deep_recursion_is_cut_at_the_frame_limit():
     theirs, ours = assert_same_dumps("dump", "500")
     block = ours[1]["recursion"]
@@ -297,6 +318,11 @@ def test_deep_recursion_is_cut_at_the_frame_limit():
     match = re.match(r"^  \.\.\. (\d+) more frames?$", block["cut"] or "")
     assert match, block
     assert int(match.group(1)) > 400
+    # faulthandler's own line there: "  ..." up to 3.12; 3.13.0 prints none (libleak still counts)
+    if sys.version_info[:3] == (3, 13, 0):
+        assert theirs[1]["recursion"]["cut"] is None
+    elif sys.version_info < (3, 13):
+        assert theirs[1]["recursion"]["cut"] == "  ...", theirs[1]["recursion"]
 
 
 @pytest.mark.parametrize("kind", ["segv", "abort", "fpe", "bus", "ill"])
