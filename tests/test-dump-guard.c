@@ -1,7 +1,9 @@
 /* The dump guard: dumps written to one descriptor never interleave.  A watchdog that fires while a
  * signal's dump is blocked in write(2) waits for that dump and writes its own after it; a registered
  * signal received by another thread during a dump is owed, and its dump (written by the thread that
- * held the guard) names the thread that received the signal as the current one.
+ * held the guard) names the thread that received the signal as the current one; a host's handler
+ * that calls leak_dump_stacks during a dump of its own thread gets LEAK_EBUSY; and the child of a
+ * fork made while another thread was dumping does not wait for that thread, which it does not have.
  *
  * Each test blocks the first dump on a full pipe and looks at /proc to know where the other threads
  * are, so the order of events is forced rather than hoped for; a helper thread then drains the pipe
@@ -83,6 +85,29 @@ static char *drain(int fd) {
     ASSERT(len < cap - 1);
   }
   text[len] = '\0';
+  return text;
+}
+
+/* Drains `read_fd` until `writer` has finished its dump, closes `write_fd`, and reads the rest;
+ * returns the text (malloc'd).  `done` is 1 while the writer runs. */
+static char *drain_until_writer_done(int read_fd, int write_fd, pthread_t writer, volatile int *done) {
+  size_t cap = 1 << 20, len = 0;
+  char *text = malloc(cap);
+  fcntl(read_fd, F_SETFL, O_NONBLOCK);
+  while (*done == 1) {
+    ssize_t n = read(read_fd, text + len, cap - 1 - len);
+    if (n > 0) len += (size_t)n;
+    ASSERT(len < cap - 1);
+    if (n <= 0) dt_sleep_ms(1);
+  }
+  pthread_join(writer, NULL);
+  close(write_fd);
+  fcntl(read_fd, F_SETFL, 0);
+  char *rest = drain(read_fd);
+  size_t rest_len = strlen(rest);
+  ASSERT(len + rest_len < cap);
+  memcpy(text + len, rest, rest_len + 1);
+  free(rest);
   return text;
 }
 
@@ -285,5 +310,106 @@ TEST(dump_guard_owed_dump_names_the_thread_that_got_the_signal) {
   ASSERT_EQ(dt_count(second, " in <module>\n"), 1);
   free(first);
   free(r.output);
+  return 0;
+}
+
+/* ---- leak_dump_stacks and the guard ----------------------------------------------------------- */
+
+/* A host's own handler that dumps: it interrupts a dump of its own thread, which it must not cut
+ * into. */
+static volatile int host_dump_rc = 1;
+static int host_dump_fd = -1;
+static void host_handler_dumps(int signum) { host_dump_rc = leak_dump_stacks(host_dump_fd, LEAK_DUMP_ALL_THREADS); }
+
+typedef struct interrupt_race {
+  pid_t main_tid;
+  pthread_t main_thread;
+  int read_fd, write_fd;
+  char *output;
+} interrupt_race;
+
+static void *interrupt_then_drain(void *arg) {
+  interrupt_race *r = arg;
+  while (!blocked_in_write(r->main_tid, r->write_fd)) dt_sleep_ms(1);
+  pthread_kill(r->main_thread, SIGUSR2);
+  while (host_dump_rc == 1) dt_sleep_ms(1);
+  r->output = drain(r->read_fd);
+  return NULL;
+}
+
+/* The handler's call returns LEAK_EBUSY at once instead of writing into the dump it interrupted;
+ * that dump comes out whole. */
+TEST(dump_guard_host_handler_cannot_cut_into_its_own_threads_dump) {
+  test_python_start();
+  int fds[2], capacity;
+  full_pipe(fds, &capacity);
+  host_dump_fd = fds[1];
+  signal(SIGUSR2, host_handler_dumps);
+  interrupt_race r = {(pid_t)syscall(SYS_gettid), pthread_self(), fds[0], fds[1], NULL};
+  pthread_t helper;
+  ASSERT_EQ(pthread_create(&helper, NULL, interrupt_then_drain, &r), 0);
+  PyThreadState *saved = PyEval_SaveThread();
+  ASSERT_EQ(leak_dump_stacks(fds[1], LEAK_DUMP_ALL_THREADS), 0);
+  PyEval_RestoreThread(saved);
+  close(fds[1]);
+  pthread_join(helper, NULL);
+  ASSERT_EQ(host_dump_rc, LEAK_EBUSY);
+  const char *dump = r.output + capacity;
+  ASSERT_MATCHES(dump, "^Current thread 0x[0-9a-f]{16} \\(most recent call first\\):\n(  )?<no Python frame>\n$");
+  free(r.output);
+  return 0;
+}
+
+/* A process that forks while another thread writes a dump: the child has no such thread, so the
+ * guard it inherited is taken over instead of waited for forever (the runner's timeout would fail
+ * this test). */
+typedef struct fork_race {
+  int write_fd;
+  volatile int rc; /* 1 until the dump returns */
+} fork_race;
+
+static void *dump_into_full_pipe(void *arg) {
+  fork_race *f = arg;
+  f->rc = leak_dump_stacks(f->write_fd, LEAK_DUMP_ALL_THREADS);
+  return NULL;
+}
+
+TEST(dump_guard_child_of_a_fork_during_a_dump_can_dump) {
+  test_python_start();
+  int fds[2], capacity;
+  full_pipe(fds, &capacity);
+  fork_race f = {fds[1], 1};
+  PyThreadState *saved = PyEval_SaveThread();
+  pthread_t writer;
+  ASSERT_EQ(pthread_create(&writer, NULL, dump_into_full_pipe, &f), 0);
+  /* The writer holds the guard once it is blocked writing. */
+  pid_t writer_tid = 0;
+  while (writer_tid == 0) {
+    DIR *dir = opendir("/proc/self/task");
+    ASSERT(dir != NULL);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+      pid_t tid = (pid_t)atoi(entry->d_name);
+      if (tid > 0 && blocked_in_write(tid, fds[1])) writer_tid = tid;
+    }
+    closedir(dir);
+    if (writer_tid == 0) dt_sleep_ms(1);
+  }
+  pid_t child = fork();
+  ASSERT(child >= 0);
+  if (child == 0) {
+    int fd = dt_tempfd();
+    int rc = leak_dump_stacks(fd, LEAK_DUMP_ALL_THREADS);
+    char *text = dt_read_all(fd);
+    _exit(rc == 0 && strstr(text, "(most recent call first):\n") != NULL ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  char *out = drain_until_writer_done(fds[0], fds[1], writer, &f.rc);
+  free(out);
+  PyEval_RestoreThread(saved);
+  ASSERT_EQ(f.rc, 0);
   return 0;
 }
