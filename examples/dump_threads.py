@@ -6,8 +6,8 @@ Three worker threads get stuck in recognisable ways:
 - ``tree-walker`` is 20 calls deep in a recursion, waiting at the bottom;
 - ``ticker`` sleeps in ``time.sleep`` inside a generator.
 
-Part 1 dumps every thread on request, the main thread first, with the same lines faulthandler
-prints.  Part 2 guards two calls with scoped watchdogs: a nested one whose call finishes in time is
+Part 1 dumps every thread on request, with the same lines and in the same order as faulthandler
+(the newest thread first, the main thread last and marked ``Current thread``).  Part 2 guards two calls with scoped watchdogs: a nested one whose call finishes in time is
 cancelled and prints nothing, and an outer one catches a call that gets stuck.  Each watchdog has
 its own timer, so the inner one's cancellation does not touch the outer one (faulthandler's single
 ``dump_traceback_later`` timer would have been replaced).

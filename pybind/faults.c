@@ -195,19 +195,22 @@ static PyObject *faults_watchdog_cancel(PyObject *self, PyObject *capsule) {
   Py_RETURN_NONE;
 }
 
-/* faults_get_limits() -> (max_frames, max_threads): what the C core uses now (a host may have
- * changed them too). */
+/* faults_get_limits() -> (max_frames, max_threads, main_thread_first): what the C core uses now (a
+ * host may have changed them too). */
 static PyObject *faults_get_limits(PyObject *self, PyObject *unused) {
   leak_dump_limits limits = LEAK_DUMP_LIMITS_INIT;
   int rc = leak_dump_get_limits(&limits);
   if (rc < 0) return leak__py_raise(rc, "get_limits");
-  return Py_BuildValue("(ii)", limits.max_frames, limits.max_threads);
+  return Py_BuildValue("(iiN)", limits.max_frames, limits.max_threads, PyBool_FromLong(limits.main_thread_first));
 }
 
-/* faults_set_limits(max_frames, max_threads): the limits of every later dump. */
+/* faults_set_limits(max_frames, max_threads, main_thread_first): the limits and thread order of
+ * every later dump. */
 static PyObject *faults_set_limits(PyObject *self, PyObject *args) {
   leak_dump_limits limits = LEAK_DUMP_LIMITS_INIT;
-  if (!PyArg_ParseTuple(args, "ii:faults_set_limits", &limits.max_frames, &limits.max_threads)) return NULL;
+  if (!PyArg_ParseTuple(args, "iip:faults_set_limits", &limits.max_frames, &limits.max_threads,
+                        &limits.main_thread_first))
+    return NULL;
   int rc = leak_dump_set_limits(&limits);
   if (rc < 0) return leak__py_raise(rc, "set_limits");
   Py_RETURN_NONE;
@@ -313,7 +316,8 @@ static PyMethodDef faults_methods[] = {
      "faults_set_dump_arguments(function): function(file, all_threads) -> (fd, flags, file_to_keep)."},
     {"dump_traceback", (PyCFunction)(void (*)(void))faults_dump_traceback, METH_VARARGS | METH_KEYWORDS,
      "dump_traceback($module, /, file=None, all_threads=True)\n--\n\n"
-     "Writes the stacks now: every thread (main thread first) or, with all_threads=False, only the\n"
+     "Writes the stacks now: every thread, in faulthandler's order (the newest first, the main\n"
+     "thread last, the calling one marked \"Current thread\"), or, with all_threads=False, only the\n"
      "calling one.  file is a file object or a file descriptor; None means sys.stderr.\n"
      "\n"
      "Example::\n"
@@ -335,8 +339,10 @@ static PyMethodDef faults_methods[] = {
     {"faults_watchdog_start", faults_watchdog_start, METH_VARARGS,
      "faults_watchdog_start(timeout, fd, flags) -> handle: a watchdog of its own."},
     {"faults_watchdog_cancel", faults_watchdog_cancel, METH_O, "faults_watchdog_cancel(handle)."},
-    {"faults_get_limits", faults_get_limits, METH_NOARGS, "faults_get_limits() -> (max_frames, max_threads)."},
-    {"faults_set_limits", faults_set_limits, METH_VARARGS, "faults_set_limits(max_frames, max_threads)."},
+    {"faults_get_limits", faults_get_limits, METH_NOARGS,
+     "faults_get_limits() -> (max_frames, max_threads, main_thread_first)."},
+    {"faults_set_limits", faults_set_limits, METH_VARARGS,
+     "faults_set_limits(max_frames, max_threads, main_thread_first)."},
     {"_test_crash", faults_test_crash, METH_VARARGS,
      "_test_crash(name): TEST-ONLY, kills the process with 'segv', 'abort', 'fpe', 'bus' or 'ill'."},
     {NULL, NULL, 0, NULL},

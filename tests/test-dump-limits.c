@@ -1,5 +1,6 @@
 /* Limits: what a dump cuts is counted exactly ("  ... N more frames", "... N more threads"), the
- * main thread comes first, and the limits are validated. */
+ * thread order is faulthandler's unless the main thread is asked first, a cut never drops the
+ * current or the main thread, and the limits are validated. */
 #include "core/internal.h"
 #include "runner.h"
 #include "test-dump-util.h"
@@ -26,6 +27,7 @@ TEST(dump_limits_validated) {
   ASSERT_EQ(leak_dump_get_limits(&limits), 0);
   ASSERT_EQ(limits.max_frames, 100);
   ASSERT_EQ(limits.max_threads, 100);
+  ASSERT_EQ(limits.main_thread_first, 0);
   limits.max_frames = 0;
   ASSERT_EQ(leak_dump_set_limits(&limits), LEAK_EINVAL);
   limits.max_frames = 5;
@@ -34,11 +36,13 @@ TEST(dump_limits_validated) {
   ASSERT_EQ(leak_dump_set_limits(NULL), LEAK_EINVAL);
   ASSERT_EQ(leak_dump_get_limits(NULL), LEAK_EINVAL);
   limits.max_threads = 7;
+  limits.main_thread_first = 42;
   ASSERT_EQ(leak_dump_set_limits(&limits), 0);
   leak_dump_limits back;
   ASSERT_EQ(leak_dump_get_limits(&back), 0);
   ASSERT_EQ(back.max_frames, 5);
   ASSERT_EQ(back.max_threads, 7);
+  ASSERT_EQ(back.main_thread_first, 1);
   return 0;
 }
 
@@ -70,7 +74,7 @@ TEST(dump_limits_deep_recursion) {
                             "assert len(lines) == 102, lines[100:]\n"),
             0);
   /* A smaller limit counts the same way, and a stack that fits prints no count line. */
-  leak_dump_limits limits = {3, 100};
+  leak_dump_limits limits = {3, 100, 0};
   ASSERT_EQ(leak_dump_set_limits(&limits), 0);
   ASSERT_EQ(test_python_run("def a(): return b()\n"
                             "def b(): return c()\n"
@@ -88,30 +92,101 @@ TEST(dump_limits_deep_recursion) {
   return 0;
 }
 
-/* 50 threads with max_threads 10: the main thread first, 9 others, and the other 41 counted. */
+/* 50 parked threads and a dump from `dumper` ('main' or the index of a worker, which then dumps
+ * from its own thread); `blocks` is the dump split at blank lines, `order` the thread ids in the
+ * interpreter's order (threading.enumerate is not that order: the ids are read from faulthandler's
+ * own dump, which is). */
+static const char *fifty_threads =
+    "import threading, tempfile, faulthandler, _lprobe\n"
+    "def capture(dump, *args):\n"
+    "    with tempfile.TemporaryFile() as out:\n"
+    "        dump(out.fileno(), *args); out.seek(0); return out.read().decode()\n"
+    "def ident(block):\n"
+    "    return int(block.split('0x', 1)[1].split(' ', 1)[0], 16)\n"
+    "def fifty(dumper):\n"
+    "    done = threading.Event(); started = []; result = {}\n"
+    "    def parked(i):\n"
+    "        started.append(i)\n"
+    "        if i == dumper:\n"
+    "            while len(started) < 50: done.wait(0.01)\n"
+    "            result['ours'] = capture(_lprobe.dump, 1)\n"
+    "            result['theirs'] = capture(faulthandler.dump_traceback, True)\n"
+    "        done.wait()\n"
+    "    ts = [threading.Thread(target=parked, args=(i,)) for i in range(50)]\n"
+    "    for t in ts: t.start()\n"
+    "    while len(started) < 50: done.wait(0.01)\n"
+    "    if dumper == 'main':\n"
+    "        result['ours'] = capture(_lprobe.dump, 1)\n"
+    "        result['theirs'] = capture(faulthandler.dump_traceback, True)\n"
+    "    else:\n"
+    "        while 'theirs' not in result: done.wait(0.01)\n"
+    "    done.set()\n"
+    "    for t in ts: t.join()\n"
+    "    order = [ident(b) for b in result['theirs'].rstrip('\\n').split('\\n\\n')]\n"
+    "    return result['ours'].rstrip('\\n').split('\\n\\n'), order, ts\n"
+    "main = threading.main_thread().ident\n";
+
+/* max_threads 10 in faulthandler's order: the 9 newest workers, then the main thread (the last of
+ * the interpreter's list, kept although the cut falls before it), then the other 41 counted. */
 TEST(dump_limits_fifty_threads) {
   start_python_with_probe();
-  leak_dump_limits limits = {100, 10};
+  leak_dump_limits limits = {100, 10, 0};
   ASSERT_EQ(leak_dump_set_limits(&limits), 0);
-  ASSERT_EQ(test_python_run("import threading, tempfile, _lprobe\n"
-                            "done = threading.Event(); started = []\n"
-                            "def parked(i):\n"
-                            "    started.append(i)\n"
-                            "    done.wait()\n"
-                            "ts = [threading.Thread(target=parked, args=(i,)) for i in range(50)]\n"
-                            "for t in ts: t.start()\n"
-                            "while len(started) < 50: done.wait(0.01)\n"
-                            "with tempfile.TemporaryFile() as out:\n"
-                            "    assert _lprobe.dump(out.fileno(), 1) == 0\n"
-                            "    out.seek(0); text = out.read().decode()\n"
-                            "done.set()\n"
-                            "for t in ts: t.join()\n"
-                            "blocks = text.rstrip('\\n').split('\\n\\n')\n"
+  ASSERT_EQ(test_python_run(fifty_threads), 0);
+  ASSERT_EQ(test_python_run("blocks, order, ts = fifty('main')\n"
                             "assert len(blocks) == 11, len(blocks)\n"
-                            "main = threading.main_thread().ident\n"
-                            "assert blocks[0].startswith('Current thread 0x%016x ' % main), blocks[0]\n"
-                            "assert all(b.startswith('Thread 0x') and ' in parked' in b for b in blocks[1:10]), blocks\n"
+                            "assert order[-1] == main, order\n"
+                            "assert [ident(b) for b in blocks[:10]] == order[:9] + [main], (blocks, order)\n"
+                            "assert all(b.startswith('Thread 0x') and ' in parked' in b for b in blocks[:9]), blocks\n"
+                            "assert blocks[9].startswith('Current thread 0x%016x ' % main), blocks[9]\n"
                             "assert blocks[10] == '... 41 more threads', blocks[10]\n"),
+            0);
+  return 0;
+}
+
+/* The same with main_thread_first: the main thread on top, then the 9 newest workers. */
+TEST(dump_limits_fifty_threads_main_first) {
+  start_python_with_probe();
+  leak_dump_limits limits = {100, 10, 1};
+  ASSERT_EQ(leak_dump_set_limits(&limits), 0);
+  ASSERT_EQ(test_python_run(fifty_threads), 0);
+  ASSERT_EQ(test_python_run("blocks, order, ts = fifty('main')\n"
+                            "assert len(blocks) == 11, len(blocks)\n"
+                            "assert [ident(b) for b in blocks[:10]] == [main] + order[:9], (blocks, order)\n"
+                            "assert blocks[0].startswith('Current thread 0x%016x ' % main), blocks[0]\n"
+                            "assert blocks[10] == '... 41 more threads', blocks[10]\n"),
+            0);
+  /* Without a cut, main first is the only difference from faulthandler's order. */
+  limits.max_threads = 100;
+  ASSERT_EQ(leak_dump_set_limits(&limits), 0);
+  ASSERT_EQ(test_python_run("blocks, order, ts = fifty('main')\n"
+                            "assert [ident(b) for b in blocks] == [main] + order[:-1], (blocks, order)\n"),
+            0);
+  return 0;
+}
+
+/* A dump from the oldest worker (the one a cut in faulthandler's order reaches last): it is kept,
+ * marked current in its place, and so is the main thread; 8 newer workers fill the limit. */
+TEST(dump_limits_cut_keeps_current_and_main) {
+  start_python_with_probe();
+  leak_dump_limits limits = {100, 10, 0};
+  ASSERT_EQ(leak_dump_set_limits(&limits), 0);
+  ASSERT_EQ(test_python_run(fifty_threads), 0);
+  ASSERT_EQ(test_python_run("blocks, order, ts = fifty(0)\n"
+                            "me = ts[0].ident\n"
+                            "assert order.index(me) == len(order) - 2, (order, me)\n"
+                            "assert len(blocks) == 11, len(blocks)\n"
+                            "assert [ident(b) for b in blocks[:10]] == order[:8] + [me, main], (blocks, order)\n"
+                            "assert blocks[8].startswith('Current thread 0x%016x ' % me), blocks[8]\n"
+                            "assert blocks[9].startswith('Thread 0x%016x ' % main), blocks[9]\n"
+                            "assert blocks[10] == '... 41 more threads', blocks[10]\n"),
+            0);
+  /* A limit of 1 still shows both. */
+  limits.max_threads = 1;
+  ASSERT_EQ(leak_dump_set_limits(&limits), 0);
+  ASSERT_EQ(test_python_run("blocks, order, ts = fifty(0)\n"
+                            "assert [ident(b) for b in blocks[:2]] == [ts[0].ident, main], blocks\n"
+                            "assert blocks[2] == '... 49 more threads', blocks[2]\n"),
             0);
   return 0;
 }

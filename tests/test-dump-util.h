@@ -106,6 +106,7 @@ static const char *const dt_line_patterns[] = {
     "^  Garbage-collecting$",
     "^  \\.\\.\\. [0-9]+ more frames?$",
     "^\\.\\.\\. [0-9]+ more threads?$",
+    "^Extension modules: [ -~]+ \\(total: [0-9]+\\)$",
     "^$",
 };
 

@@ -163,6 +163,33 @@ PyInterpreterState *leak__frames_interpreter(PyThreadState *tstate) { return tst
  * which the watchdog uses to stop dumping a finalised interpreter. */
 PyInterpreterState *leak__frames_main_interpreter(void) { return _PyRuntime.interpreters.main; }
 
+/* The list of extension modules after a fatal error reads sys.modules and sys.__dict__ from the
+ * interpreter, as CPython's own dumper does: the import state got its own struct in 3.12. */
+PyObject *leak__frames_sys_modules(PyInterpreterState *interp) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return interp->imports.modules;
+#else
+  return interp->modules;
+#endif
+}
+
+PyObject *leak__frames_sys_dict(PyInterpreterState *interp) { return interp->sysdict; }
+
+/* The set's hash table, slot by slot (the layout of PySetObject is the same on 3.8 - 3.13): empty
+ * slots have no key, deleted ones a dummy key that is not a str, which the caller skips. */
+int leak__frames_set_next(PyObject *set, Py_ssize_t *pos, PyObject **item) {
+  PySetObject *so = (PySetObject *)set;
+  while (*pos <= so->mask) {
+    PyObject *key = so->table[*pos].key;
+    (*pos)++;
+    if (key != NULL) {
+      *item = key;
+      return 1;
+    }
+  }
+  return 0;
+}
+
 /* ---- Added by the tracer: where an object's memory block starts ----------------------------- */
 
 #if PY_VERSION_HEX >= 0x030B0000

@@ -67,6 +67,18 @@ PyInterpreterState *leak__frames_interpreter(PyThreadState *tstate);
  * of the runtime state, as PyInterpreterState_Main does, without the API call). */
 PyInterpreterState *leak__frames_main_interpreter(void);
 
+/* sys.modules of `interp` (the dict the import system uses), or NULL.  Async-signal-safe (reads
+ * one field; where it lives changed in 3.12). */
+PyObject *leak__frames_sys_modules(PyInterpreterState *interp);
+
+/* sys.__dict__ of `interp`, or NULL.  Async-signal-safe (reads one field). */
+PyObject *leak__frames_sys_dict(PyInterpreterState *interp);
+
+/* Walks the items of a set or frozenset without allocating, locking or touching reference counts:
+ * start with *pos = 0; each call stores the next item (borrowed) in *item and returns 1, then 0 at
+ * the end.  Async-signal-safe; the set must not change meanwhile (faulthandler's assumption too). */
+int leak__frames_set_next(PyObject *set, Py_ssize_t *pos, PyObject **item);
+
 /* Added by the tracer (get_object_traceback): the address of the memory block that holds `obj`, i.e.
  * what the allocator returned for it.  GC objects have the GC header before them, and from 3.11 the
  * managed dict/weakref pre-header too, so the block starts before the object.  Reads type flags only. */

@@ -1,15 +1,19 @@
 /* The stack dumper.  Read faults/dump.h first.
  *
  * Rules for every function here except leak__dump_remember_interp and leak_dump_set_limits:
- * async-signal-safe.  No allocation, no locks, no Python API other than PyInterpreterState_ThreadHead
- * and PyThreadState_Next (plain field reads, used by faulthandler in its handlers too); output only
- * through core/sigsafe.h.  Reading another thread's frames while it runs is racy, exactly as it
+ * async-signal-safe.  No allocation, no locks, no Python API other than PyInterpreterState_ThreadHead,
+ * PyThreadState_Next, PyDict_Next and PyModule_GetDef (plain field reads, used by faulthandler in its
+ * handlers too) and the type checks; output only through core/sigsafe.h.  Reading another thread's frames while it runs is racy, exactly as it
  * is for faulthandler: the dump is a best effort that must never crash the host itself. */
 #include "core/internal.h"
 #include "faults/dump.h"
 #include "core/frames.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 /* faulthandler changed details of its output over the versions: in 3.10 "<no Python frame>" got
  * the two-space indent of a frame line and the current thread says "  Garbage-collecting" during a
@@ -33,10 +37,12 @@ const char *leak__dump_fatal_name(int signum) {
 /* Walking a list or a stack longer than this means it is corrupted (or cyclic): stop counting. */
 #define WALK_CAP (1L << 24)
 
-/* The limits of every dump (faulthandler's are 100 and 100).  Written by leak_dump_set_limits and
- * read by dumps in handlers and the watchdog thread: each is one int, accessed atomically. */
+/* The limits of every dump (faulthandler's are 100 and 100, in interpreter order).  Written by
+ * leak_dump_set_limits and read by dumps in handlers and the watchdog thread: each is one int,
+ * accessed atomically. */
 static int max_frames = 100;
 static int max_threads = 100;
+static int main_thread_first = 0;
 
 /* The interpreter recorded by leak__dump_remember_interp; atomic pointer, no lock (handlers read it). */
 static PyInterpreterState *remembered_interp;
@@ -46,6 +52,7 @@ int leak_dump_set_limits(const leak_dump_limits *limits) {
   if (limits == NULL || limits->max_frames < 1 || limits->max_threads < 1) return LEAK_EINVAL;
   __atomic_store_n(&max_frames, limits->max_frames, __ATOMIC_RELAXED);
   __atomic_store_n(&max_threads, limits->max_threads, __ATOMIC_RELAXED);
+  __atomic_store_n(&main_thread_first, limits->main_thread_first ? 1 : 0, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -54,6 +61,7 @@ int leak_dump_get_limits(leak_dump_limits *limits) {
   if (limits == NULL) return LEAK_EINVAL;
   limits->max_frames = __atomic_load_n(&max_frames, __ATOMIC_RELAXED);
   limits->max_threads = __atomic_load_n(&max_threads, __ATOMIC_RELAXED);
+  limits->main_thread_first = __atomic_load_n(&main_thread_first, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -151,25 +159,39 @@ static PyThreadState *find_main_thread(PyThreadState *head, PyThreadState *curre
   return found;
 }
 
-/* faulthandler walks threads newest first, which buries the main thread at the bottom of a long
- * dump; ours prints it first and the others in interpreter order, cut at the thread limit. */
+/* faulthandler's order is the interpreter's (newest first, so the main thread comes last), and a
+ * drop-in keeps it; hosts that prefer the main thread on top ask for it in the limits.  A cut keeps
+ * the threads a reader looks for first, the current one and the main one, wherever they are, and
+ * counts the others it leaves out.  Two walks of the list, no storage: the first finds the main
+ * thread and whether `current` is listed, which tells how many other threads fit. */
 int leak__dump_all_threads(leak__sigsafe_out *out, PyInterpreterState *interp, PyThreadState *current) {
   if (interp == NULL) return LEAK_ENOPYTHON;
   PyThreadState *head = PyInterpreterState_ThreadHead(interp);
   if (head == NULL) return LEAK_ENOPYTHON;
   int limit = __atomic_load_n(&max_threads, __ATOMIC_RELAXED);
+  int main_first = __atomic_load_n(&main_thread_first, __ATOMIC_RELAXED);
   PyThreadState *main_thread = find_main_thread(head, current);
+  int current_listed = 0;
+  long steps = 0;
+  for (PyThreadState *t = head; t != NULL && steps < WALK_CAP; t = PyThreadState_Next(t), steps++)
+    if (t == current) current_listed = 1;
+  long kept = (main_thread != NULL) + (current_listed && current != main_thread);
+  long others_allowed = limit > kept ? limit - kept : 0;
+  long others = 0, more = 0;
   int printed = 0;
-  long more = 0, steps = 0;
-  if (main_thread != NULL) {
+  if (main_first && main_thread != NULL) {
     dump_thread(out, main_thread, main_thread == current);
     printed++;
   }
+  steps = 0;
   for (PyThreadState *t = head; t != NULL && steps < WALK_CAP; t = PyThreadState_Next(t), steps++) {
-    if (t == main_thread) continue;
-    if (printed >= limit) {
-      more++;
-      continue;
+    if (main_first && t == main_thread) continue;
+    if (t != main_thread && t != current) {
+      if (others >= others_allowed) {
+        more++;
+        continue;
+      }
+      others++;
     }
     if (printed > 0) leak__sigsafe_puts(out, "\n");
     dump_thread(out, t, t == current);
@@ -183,6 +205,156 @@ int leak__dump_all_threads(leak__sigsafe_out *out, PyInterpreterState *interp, P
   return leak__sigsafe_flush(out);
 }
 
+/* The text of a str, read through its struct as core/sigsafe.c does (the accessors may assert or
+ * compute); NULL when the data is missing.  Sets *kind and *length. */
+static const void *unicode_data(PyObject *text, unsigned *kind, Py_ssize_t *length) {
+  PyASCIIObject *ascii = (PyASCIIObject *)text;
+  const void *data;
+  if (ascii->state.compact)
+    data = ascii->state.ascii ? (const void *)(ascii + 1) : (const void *)((PyCompactUnicodeObject *)text + 1);
+  else
+    data = ((PyUnicodeObject *)text)->data.any;
+  *kind = ascii->state.kind;
+  *length = ascii->length;
+  return (*kind == 1 || *kind == 2 || *kind == 4) ? data : NULL;
+}
+
+/* The character at `i` of text of that kind. */
+static uint32_t unicode_char(const void *data, unsigned kind, Py_ssize_t i) {
+  return kind == 1 ? ((const uint8_t *)data)[i] : kind == 2 ? ((const uint16_t *)data)[i] : ((const uint32_t *)data)[i];
+}
+
+/* str == str by characters (a str keeps its text in the narrowest kind that holds it, but the
+ * characters are compared one by one so that nothing depends on it). */
+static int unicode_equal(PyObject *a, PyObject *b) {
+  unsigned kind_a, kind_b;
+  Py_ssize_t length_a, length_b;
+  const void *data_a = unicode_data(a, &kind_a, &length_a);
+  const void *data_b = unicode_data(b, &kind_b, &length_b);
+  if (data_a == NULL || data_b == NULL || length_a != length_b) return 0;
+  for (Py_ssize_t i = 0; i < length_a; i++)
+    if (unicode_char(data_a, kind_a, i) != unicode_char(data_b, kind_b, i)) return 0;
+  return 1;
+}
+
+/* str == ASCII C string. */
+static int unicode_equal_ascii(PyObject *a, const char *b) {
+  unsigned kind;
+  Py_ssize_t length;
+  const void *data = unicode_data(a, &kind, &length);
+  if (data == NULL) return 0;
+  Py_ssize_t i = 0;
+  for (; i < length && b[i] != '\0'; i++)
+    if (unicode_char(data, kind, i) != (unsigned char)b[i]) return 0;
+  return i == length && b[i] == '\0';
+}
+
+/* sys.stdlib_module_names, found by walking sys.__dict__ (a lookup by name would have to make a str
+ * object); NULL when missing or not a frozenset, and then no module counts as standard, as in
+ * CPython. */
+static PyObject *find_stdlib_names(PyInterpreterState *interp) {
+  PyObject *sysdict = leak__frames_sys_dict(interp);
+  if (sysdict == NULL || !PyDict_Check(sysdict)) return NULL;
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(sysdict, &pos, &key, &value))
+    if (PyUnicode_Check(key) && unicode_equal_ascii(key, "stdlib_module_names"))
+      return PyFrozenSet_Check(value) ? value : NULL;
+  return NULL;
+}
+
+/* `name` is one of the frozenset's str items. */
+static int set_has_str(PyObject *set, PyObject *name) {
+  Py_ssize_t pos = 0;
+  PyObject *item;
+  while (leak__frames_set_next(set, &pos, &item))
+    if (PyUnicode_Check(item) && unicode_equal(item, name)) return 1;
+  return 0;
+}
+
+/* What CPython calls an extension module: a module object made from a definition that has
+ * methods (modules written in Python have no definition). */
+static int is_extension_module(PyObject *module) {
+  if (!PyModule_Check(module)) return 0;
+  PyModuleDef *def = PyModule_GetDef(module);
+  return def != NULL && def->m_methods != NULL;
+}
+
+/* See dump.h.  PyDict_Next, PyModule_GetDef and the type checks read fields and never allocate;
+ * the list is unsorted because sorting would need memory. */
+int leak__dump_extension_modules(leak__sigsafe_out *out, PyInterpreterState *interp) {
+  if (!FAULTHANDLER_FORMAT_310 || interp == NULL) return 0;
+  PyObject *modules = leak__frames_sys_modules(interp);
+  if (modules == NULL || !PyDict_Check(modules)) return 0;
+  PyObject *stdlib_names = find_stdlib_names(interp);
+  Py_ssize_t pos = 0;
+  PyObject *name, *module;
+  unsigned long long count = 0;
+  while (PyDict_Next(modules, &pos, &name, &module)) {
+    if (!PyUnicode_Check(name) || !is_extension_module(module)) continue;
+    if (stdlib_names != NULL && set_has_str(stdlib_names, name)) continue;
+    leak__sigsafe_puts(out, count == 0 ? "\nExtension modules: " : ", ");
+    leak__sigsafe_unicode(out, name);
+    leak__sigsafe_flush(out);
+    count++;
+  }
+  if (count > 0) {
+    leak__sigsafe_puts(out, " (total: ");
+    leak__sigsafe_decimal(out, count);
+    leak__sigsafe_puts(out, ")\n");
+  }
+  return leak__sigsafe_flush(out);
+}
+
+/* The kernel id of the thread writing a dump, 0 when none.  Changed only by compare-and-swap
+ * (leak__dump_guard_take) and by its holder (leak__dump_guard_release). */
+static pid_t guard_owner;
+
+/* A holder that is not a thread of this process any more left the guard taken for good: the
+ * process forked while another thread was dumping, and the child has only the forking thread.
+ * tgkill with signal 0 only asks whether the thread exists; it is async-signal-safe. */
+static int thread_exists(pid_t tid) {
+  return syscall(SYS_tgkill, (long)getpid(), (long)tid, 0L) == 0 || errno != ESRCH;
+}
+
+/* See dump.h.  errno is preserved: signal handlers call this. */
+int leak__dump_guard_take(long max_wait_ms) {
+  int saved_errno = errno;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  long waited_ms = 0;
+  int result;
+  for (;;) {
+    pid_t owner = 0;
+    if (__atomic_compare_exchange_n(&guard_owner, &owner, self, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      result = LEAK_DUMP_GUARD_TAKEN;
+      break;
+    }
+    if (owner == self) {
+      result = LEAK_DUMP_GUARD_MINE;
+      break;
+    }
+    if (!thread_exists(owner)) {
+      if (__atomic_compare_exchange_n(&guard_owner, &owner, self, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        result = LEAK_DUMP_GUARD_TAKEN;
+        break;
+      }
+      continue;
+    }
+    if (max_wait_ms >= 0 && waited_ms >= max_wait_ms) {
+      result = LEAK_DUMP_GUARD_BUSY;
+      break;
+    }
+    struct timespec pause = {0, 1000000L};
+    nanosleep(&pause, NULL);
+    waited_ms++;
+  }
+  errno = saved_errno;
+  return result;
+}
+
+/* See dump.h. */
+void leak__dump_guard_release(void) { __atomic_store_n(&guard_owner, 0, __ATOMIC_RELEASE); }
+
 /* faulthandler's dump_traceback(all_threads=False) and its fatal handler without all_threads. */
 int leak__dump_current_thread(leak__sigsafe_out *out, PyThreadState *tstate) {
   leak__sigsafe_puts(out, "Stack (most recent call first):\n");
@@ -191,32 +363,53 @@ int leak__dump_current_thread(leak__sigsafe_out *out, PyThreadState *tstate) {
   return leak__sigsafe_flush(out);
 }
 
+/* True when `tstate` is one of `interp`'s threads: a pointer compare only, so a thread state that
+ * left the list (and may be freed) is never read. */
+static int thread_is_listed(PyInterpreterState *interp, PyThreadState *tstate) {
+  long steps = 0;
+  for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t != NULL && steps < WALK_CAP;
+       t = PyThreadState_Next(t), steps++)
+    if (t == tstate) return 1;
+  return 0;
+}
+
+/* An owed dump of a signal that another thread received shows that thread's stack, if it still
+ * runs. */
+int leak__dump_current_thread_if_alive(leak__sigsafe_out *out, PyInterpreterState *interp, PyThreadState *tstate) {
+  if (interp == NULL) return LEAK_ENOPYTHON;
+  if (!thread_is_listed(interp, tstate)) return LEAK_ENOENT;
+  return leak__dump_current_thread(out, tstate);
+}
+
 /* A watchdog may outlive the thread that armed it; a thread state that left the interpreter's list
  * may already be freed, so it is only compared, never read, until it is found in the list. */
 int leak__dump_thread_if_alive(leak__sigsafe_out *out, PyInterpreterState *interp, PyThreadState *tstate) {
   if (interp == NULL) return LEAK_ENOPYTHON;
-  long steps = 0;
-  for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t != NULL && steps < WALK_CAP;
-       t = PyThreadState_Next(t), steps++) {
-    if (t == tstate) {
-      dump_thread(out, t, 0);
-      return leak__sigsafe_flush(out);
-    }
-  }
-  return LEAK_ENOENT;
+  if (!thread_is_listed(interp, tstate)) return LEAK_ENOENT;
+  dump_thread(out, tstate, 0);
+  return leak__sigsafe_flush(out);
 }
 
 /* The calling thread is the "current" one: faulthandler.dump_traceback semantics, usable from a
- * host's own signal handler or a thread that does not hold the GIL. */
+ * host's own signal handler or a thread that does not hold the GIL.  It waits for a dump another
+ * thread is writing, and refuses (LEAK_EBUSY) to cut into one its own thread was writing when a
+ * signal interrupted it. */
 int leak_dump_stacks(int fd, unsigned flags) {
   if (fd < 0) return LEAK_EBADF;
+  PyThreadState *current = leak__frames_this_thread();
+  if (!(flags & LEAK_DUMP_ALL_THREADS) && current == NULL) return LEAK_ENOPYTHON;
+  int guard = leak__dump_guard_take(-1);
+  if (guard == LEAK_DUMP_GUARD_MINE) return LEAK_EBUSY;
   leak__sigsafe_out out;
   leak__sigsafe_init(&out, fd);
-  PyThreadState *current = leak__frames_this_thread();
+  int rc;
   if (flags & LEAK_DUMP_ALL_THREADS) {
     PyInterpreterState *interp = current ? leak__frames_interpreter(current) : leak__dump_interp();
-    return leak__dump_all_threads(&out, interp, current);
+    rc = leak__dump_all_threads(&out, interp, current);
+  } else {
+    rc = leak__dump_current_thread(&out, current);
   }
-  if (current == NULL) return LEAK_ENOPYTHON;
-  return leak__dump_current_thread(&out, current);
+  leak__dump_guard_release();
+  leak__faults_write_owed_dumps();
+  return rc;
 }

@@ -44,17 +44,25 @@ typedef struct user_signal {
 } user_signal;
 static user_signal user_signals[NSIG];
 
-/* Re-entry guard shared by every handler: a signal that arrives while a dump is being written (the
- * same signal again, or a fault inside the dump) must not start a second dump on top of it.  Set
- * and cleared with atomic exchanges, which are lock-free and so async-signal-safe. */
-static volatile sig_atomic_t dumping;
-
-/* Registered signals whose dump is owed (bit signum - 1).  A user-signal handler sets its bit, then
- * tries to take the guard; whoever holds the guard takes the bits over before letting go of it, so
- * a registered signal that arrives during another dump (a different signal, or the same one with
- * chain) gets its dump right after, instead of none.  Lock-free atomics: async-signal-safe. */
+/* Registered signals whose dump is owed (bit signum - 1).  A user-signal handler records who
+ * received the signal, sets its bit, then tries to take the dump guard (faults/dump.h) without
+ * waiting; whoever holds the guard writes the owed dumps after giving it back, so a registered
+ * signal that arrives during another dump (a different signal, the same one with chain, a
+ * watchdog's dump, dump_traceback) gets its dump right after, instead of none and instead of one cut
+ * into the other.  Lock-free atomics: async-signal-safe. */
 static uint64_t pending_user_signals;
 _Static_assert(NSIG <= 65, "pending_user_signals has one bit per signal number 1 - 64");
+
+/* The thread that received each owed signal (its thread state, NULL for a thread without Python),
+ * stored before the signal's bit is set and read after the bit is taken: its dump names that thread
+ * as the current one, whoever writes it.  Only compared with the interpreter's threads, never read
+ * through, since the thread may have ended meanwhile.  Atomic pointers. */
+static PyThreadState *owed_receiver[NSIG];
+
+/* How long a fatal signal waits for another thread's dump to finish before writing its report
+ * anyway: a crash report must not be lost, nor the crash turned into a hang, because a watchdog's
+ * dump is stuck on a pipe nobody reads. */
+#define FATAL_GUARD_WAIT_MS 5000
 
 /* Serialises enable/disable/register/unregister and the alternate stack below.  Never taken by a
  * handler. */
@@ -104,14 +112,20 @@ static fatal_signal *find_fatal(int signum) {
   return NULL;
 }
 
-/* The dump both kinds of handler write: every thread with the faulting/receiving one marked as
- * current, or that thread alone.  Signal handler context: async-signal-safe only. */
-static void dump_from_handler(leak__sigsafe_out *out, unsigned flags) {
-  PyThreadState *current = leak__frames_this_thread();
+/* The dump both kinds of handler write, for a signal that `receiver` got (NULL: a thread without
+ * Python): every thread with the receiver marked as current, or the receiver's stack alone.  The
+ * receiver may be another thread than the one writing (an owed dump), which may have ended: it is
+ * looked up among the interpreter's threads before its stack is read.  Signal handler context:
+ * async-signal-safe only. */
+static void dump_from_handler(leak__sigsafe_out *out, unsigned flags, PyThreadState *receiver) {
+  PyThreadState *writer = leak__frames_this_thread();
+  PyInterpreterState *interp = writer ? leak__frames_interpreter(writer) : leak__dump_interp();
   if (flags & LEAK_DUMP_ALL_THREADS)
-    leak__dump_all_threads(out, current ? leak__frames_interpreter(current) : leak__dump_interp(), current);
-  else if (current != NULL)
-    leak__dump_current_thread(out, current);
+    leak__dump_all_threads(out, interp, receiver);
+  else if (receiver != NULL && receiver == writer)
+    leak__dump_current_thread(out, receiver);
+  else if (receiver != NULL)
+    leak__dump_current_thread_if_alive(out, interp, receiver);
 }
 
 /* SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL.  SIGNAL HANDLER: no malloc, no locks, no Python API;
@@ -125,15 +139,20 @@ static void fatal_signal_handler(int signum, siginfo_t *info, void *context) {
   /* `previous` is filled by the sigaction call that installed us, before any delivery. */
   sigaction(signum, &entry->previous, NULL);
   entry->installed = 0;
-  if (__atomic_exchange_n(&dumping, 1, __ATOMIC_ACQ_REL) == 0) {
+  /* A fault inside a dump of this thread gets no report of its own (it would cut into that dump);
+   * another thread's dump is waited for, within a bound. */
+  int guard = leak__dump_guard_take(FATAL_GUARD_WAIT_MS);
+  if (guard != LEAK_DUMP_GUARD_MINE) {
     leak__sigsafe_out out;
     leak__sigsafe_init(&out, fatal_fd);
     leak__sigsafe_puts(&out, "Fatal Python error: ");
     leak__sigsafe_puts(&out, leak__dump_fatal_name(signum));
     leak__sigsafe_puts(&out, "\n\n");
     leak__sigsafe_flush(&out);
-    dump_from_handler(&out, fatal_flags);
-    __atomic_store_n(&dumping, 0, __ATOMIC_RELEASE);
+    PyThreadState *current = leak__frames_this_thread();
+    dump_from_handler(&out, fatal_flags, current);
+    leak__dump_extension_modules(&out, current ? leak__frames_interpreter(current) : leak__dump_interp());
+    if (guard == LEAK_DUMP_GUARD_TAKEN) leak__dump_guard_release();
   }
   errno = saved_errno;
   raise(signum);
@@ -156,39 +175,42 @@ static void call_previous(int signum, siginfo_t *info, void *context, const stru
   }
 }
 
-/* The dump of one registered signal, to its file with its flags; nothing if it was unregistered
- * meanwhile.  SIGNAL HANDLER context, with the guard held. */
+/* The dump of one registered signal, to its file with its flags, naming the thread that received
+ * it; nothing if it was unregistered meanwhile.  SIGNAL HANDLER context, with the guard held. */
 static void dump_user_signal(int signum) {
   user_signal *entry = &user_signals[signum];
   if (!entry->installed) return;
   leak__sigsafe_out out;
   leak__sigsafe_init(&out, entry->fd);
-  dump_from_handler(&out, entry->flags);
+  dump_from_handler(&out, entry->flags, __atomic_load_n(&owed_receiver[signum], __ATOMIC_ACQUIRE));
 }
 
-/* Writes every owed dump while this handler can hold the guard; re-checks after letting go, so a
- * bit set by a handler that found the guard taken is never left behind.  A dump owed to a signal
- * that another thread received marks the writing thread as current.  SIGNAL HANDLER context. */
-static void dump_pending_user_signals(void) {
+/* See faults/dump.h.  Writes every owed dump while this thread can take the guard; re-checks after
+ * letting go, so a bit set by a handler that found the guard taken is never left behind.  SIGNAL
+ * HANDLER context (also called by the watchdog thread and leak_dump_stacks). */
+void leak__faults_write_owed_dumps(void) {
   while (__atomic_load_n(&pending_user_signals, __ATOMIC_SEQ_CST) != 0 &&
-         __atomic_exchange_n(&dumping, 1, __ATOMIC_SEQ_CST) == 0) {
+         leak__dump_guard_take(0) == LEAK_DUMP_GUARD_TAKEN) {
     uint64_t owed = __atomic_exchange_n(&pending_user_signals, 0, __ATOMIC_SEQ_CST);
     for (int signum = 1; owed != 0; signum++, owed >>= 1)
       if (owed & 1) dump_user_signal(signum);
-    __atomic_store_n(&dumping, 0, __ATOMIC_SEQ_CST);
+    leak__dump_guard_release();
   }
 }
 
 /* Signals given to leak_faults_register.  SIGNAL HANDLER: no malloc, no locks, no Python API;
- * errno preserved. */
+ * errno preserved.  The receiver is recorded before the bit is set, so whoever takes the bit finds
+ * it; two deliveries of one signal before its dump is written make one dump, naming the later
+ * receiver (the kernel merges repeats of a pending signal the same way). */
 static void user_signal_handler(int signum, siginfo_t *info, void *context) {
   int saved_errno = errno;
   if (signum < 1 || signum >= NSIG) return;
   user_signal *entry = &user_signals[signum];
   if (!entry->installed) return;
   unsigned flags = entry->flags;
+  __atomic_store_n(&owed_receiver[signum], leak__frames_this_thread(), __ATOMIC_RELEASE);
   __atomic_fetch_or(&pending_user_signals, 1ull << (signum - 1), __ATOMIC_SEQ_CST);
-  dump_pending_user_signals();
+  leak__faults_write_owed_dumps();
   if (flags & LEAK_DUMP_CHAIN) {
     errno = saved_errno;
     call_previous(signum, info, context, &entry->previous);

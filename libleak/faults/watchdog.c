@@ -131,17 +131,23 @@ static leak_watchdog *earliest_locked(void) {
 
 /* The dump itself, in the service thread, without `lock`.  Async-signal-safe code only: other
  * threads hold the GIL and may be anywhere.  A watchdog whose interpreter was finalised dumps
- * nothing (finalisation clears the runtime's main interpreter). */
+ * nothing (finalisation clears the runtime's main interpreter).  A dump already being written (a
+ * signal's, dump_traceback's) is waited for through the dump guard, so the two never interleave;
+ * dumps owed to signals that arrived meanwhile are written after this one. */
 static void write_dump(const leak_watchdog *w) {
+  leak__dump_guard_take(-1);
   leak__sigsafe_out out;
   leak__sigsafe_init(&out, w->fd);
   leak__sigsafe_putn(&out, w->header, w->header_len);
   leak__sigsafe_flush(&out);
-  if (leak__frames_main_interpreter() == NULL) return;
-  if ((w->flags & LEAK_DUMP_ALL_THREADS) || w->owner == NULL)
-    leak__dump_all_threads(&out, w->interp, NULL);
-  else
-    leak__dump_thread_if_alive(&out, w->interp, w->owner);
+  if (leak__frames_main_interpreter() != NULL) {
+    if ((w->flags & LEAK_DUMP_ALL_THREADS) || w->owner == NULL)
+      leak__dump_all_threads(&out, w->interp, NULL);
+    else
+      leak__dump_thread_if_alive(&out, w->interp, w->owner);
+  }
+  leak__dump_guard_release();
+  leak__faults_write_owed_dumps();
 }
 
 /* Dumps `w`, then re-arms it (REPEAT), ends the process (EXIT), or disarms it.  Called and returns

@@ -8,7 +8,7 @@ working::
     import libleak.faults as faulthandler
 
     faulthandler.enable()              # dump on SIGSEGV, SIGFPE, SIGABRT, SIGBUS and SIGILL
-    faulthandler.dump_traceback()      # dump every thread now, the main thread first
+    faulthandler.dump_traceback()      # dump every thread now, in faulthandler's order
 
 What faulthandler does not have:
 
@@ -19,8 +19,15 @@ What faulthandler does not have:
       with libleak.faults.watchdog(30.0):
           handle_request()           # dumps every thread if this takes longer than 30 s
 
-- :func:`set_limits`: how many frames per thread and how many threads a dump shows; what is cut is
-  counted (``  ... 37 more frames``).
+- :func:`set_limits`: how many frames per thread and how many threads a dump shows (what is cut is
+  counted, ``  ... 37 more frames``, and a cut never drops the current or the main thread), and
+  whether the main thread comes first.
+
+Threads are written in faulthandler's order, the interpreter's: the newest first, the main thread
+last, the current one marked ``Current thread`` in its place.  After a fatal error, from Python 3.10
+on, the report ends as faulthandler's does with ``Extension modules: ... (total: N)``.  Dumps never
+interleave: a watchdog that fires, or a signal that arrives, while another dump is being written
+waits for it (a signal's dump is written right after it, still naming the thread that received it).
 
 ``file`` is a file object (flushed first; its ``fileno()`` is used and the object is kept alive
 while a handler may write to it) or a file descriptor (an int).  The dumps are written with
@@ -69,8 +76,9 @@ _enabled_file = None
 _later_file = None
 _registered_files = {}
 
-Limits = namedtuple("Limits", ["max_frames", "max_threads"])
-Limits.__doc__ = """How much a dump shows: frames per thread and threads per dump (see set_limits)."""
+Limits = namedtuple("Limits", ["max_frames", "max_threads", "main_thread_first"])
+Limits.__doc__ = """How much a dump shows and in which order: frames per thread, threads per dump, and
+whether the main thread comes first (see set_limits)."""
 
 
 def _as_int(value):
@@ -293,34 +301,43 @@ def unregister(signum):
     return was_registered
 
 
-def set_limits(max_frames=100, max_threads=100):
+def set_limits(max_frames=100, max_threads=100, main_thread_first=False):
     """Sets how many frames per thread and how many threads every later dump shows (faulthandler
-    shows 100 of each).  What is cut is counted: ``  ... 37 more frames``.
+    shows 100 of each), and the order of the threads.
+
+    What is cut is counted: ``  ... 37 more frames`` after a thread's last frame shown,
+    ``... 12 more threads`` at the end (faulthandler prints a bare ``  ...`` and ``...`` there).
+    The current thread and the main thread are never cut, even when that shows one thread more
+    than `max_threads`.  Threads come in faulthandler's order (the newest first, the main thread
+    last); with `main_thread_first` the main thread is moved to the top.
 
     Example::
 
-        >>> libleak.faults.set_limits(max_frames=20)
+        >>> libleak.faults.set_limits(max_frames=20, main_thread_first=True)
         >>> libleak.faults.get_limits()
-        Limits(max_frames=20, max_threads=100)
+        Limits(max_frames=20, max_threads=100, main_thread_first=True)
         >>> libleak.faults.set_limits()
     """
     max_frames = _as_int(max_frames)
     max_threads = _as_int(max_threads)
+    if not isinstance(main_thread_first, int):
+        raise TypeError("main_thread_first must be a bool, got %s" % type(main_thread_first).__name__)
     if max_frames < 1:
         raise ValueError("max_frames must be at least 1, got %d" % max_frames)
     if max_threads < 1:
         raise ValueError("max_threads must be at least 1, got %d" % max_threads)
     limit = 2**31 - 1
-    _libleak.faults_set_limits(min(max_frames, limit), min(max_threads, limit))
+    _libleak.faults_set_limits(min(max_frames, limit), min(max_threads, limit), bool(main_thread_first))
 
 
 def get_limits():
-    """The limits every dump uses now, as ``Limits(max_frames, max_threads)``.
+    """The limits and order every dump uses now, as ``Limits(max_frames, max_threads,
+    main_thread_first)``.
 
     Example::
 
         >>> libleak.faults.get_limits()
-        Limits(max_frames=100, max_threads=100)
+        Limits(max_frames=100, max_threads=100, main_thread_first=False)
     """
     return Limits(*_libleak.faults_get_limits())
 

@@ -97,7 +97,11 @@ def test_dump_traceback_to_a_file_object_current_thread_only():
     # The caller's frame comes first: libleak's own Python code never shows in the dump.
     assert re.match(r'  File ".*test_faults\.py", line \d+ in a_recognisable_function$', lines[1]), lines
     assert re.match(r'  File ".*test_faults\.py", line \d+ in test_dump_traceback_to_a_file', lines[2]), lines
-    assert not any("libleak" in line and "faults.py" in line for line in lines)
+    # Compared by real path with libleak.faults' own file: the checkout itself may live in a folder
+    # named libleak (a plain `git clone` makes one), so matching on words of the path would fail.
+    own = os.path.realpath(faults.__file__)
+    shown = [os.path.realpath(m.group(1)) for m in map(re.compile(r'  File "(.*)", line ').match, lines) if m]
+    assert shown and own not in shown, (own, lines)
 
 
 def test_dump_traceback_to_a_file_descriptor_all_threads():
@@ -115,12 +119,11 @@ def test_dump_traceback_to_a_file_descriptor_all_threads():
     finally:
         stop.set()
         worker.join()
-    headers = re.findall("^" + THREAD_HEADER, text, re.M)
+    headers = [line for line in text.splitlines() if re.match(THREAD_HEADER, line)]
     assert len(headers) >= 2, text
-    # The main thread is printed first, and here it is the calling thread.
-    first = text.splitlines()[0]
-    assert first == "Current thread 0x%016x (most recent call first):" % threading.main_thread().ident, text
-    assert "Thread 0x%016x (most recent call first):" % worker.ident in text
+    # faulthandler's order: the worker (newer) first, the main thread last, here the calling thread.
+    assert headers[0] == "Thread 0x%016x (most recent call first):" % worker.ident, text
+    assert headers[-1] == "Current thread 0x%016x (most recent call first):" % threading.main_thread().ident, text
 
 
 def test_dump_traceback_into_a_pipe():
@@ -189,7 +192,7 @@ def descend_and_dump(depth, out):
 def test_frame_limit_cuts_and_counts():
     faults.set_limits(max_frames=5)
     try:
-        assert faults.get_limits() == (5, 100)
+        assert faults.get_limits() == (5, 100, False)
         assert faults.get_limits().max_frames == 5
         with tempfile.TemporaryFile("w+") as out:
             descend_and_dump(40, out)
@@ -197,7 +200,7 @@ def test_frame_limit_cuts_and_counts():
             lines = out.read().splitlines()
     finally:
         faults.set_limits()
-    assert faults.get_limits() == faults.Limits(100, 100)
+    assert faults.get_limits() == faults.Limits(100, 100, False)
     import inspect
 
     total = len(inspect.stack(0)) + 41  # this test's stack + descend_and_dump x 41
@@ -222,9 +225,32 @@ def test_thread_limit_cuts_threads():
         stop.set()
         for worker in workers:
             worker.join()
-    headers = re.findall("^" + THREAD_HEADER, text, re.M)
+    headers = [line for line in text.splitlines() if re.match(THREAD_HEADER, line)]
     assert len(headers) == 2, text
-    assert text.splitlines()[0].startswith("Current thread 0x%016x" % threading.main_thread().ident)
+    # The newest worker fills the one place left beside the main thread, which is never cut.
+    assert headers[0].startswith("Thread 0x%016x" % workers[-1].ident), text
+    assert headers[1].startswith("Current thread 0x%016x" % threading.main_thread().ident), text
+    assert text.endswith("\n\n... 3 more threads\n"), text
+
+
+def test_main_thread_first_is_an_option():
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    faults.set_limits(main_thread_first=True)
+    try:
+        assert faults.get_limits() == (100, 100, True)
+        with tempfile.TemporaryFile("w+") as out:
+            faults.dump_traceback(out)
+            out.seek(0)
+            text = out.read()
+    finally:
+        faults.set_limits()
+        stop.set()
+        worker.join()
+    headers = [line for line in text.splitlines() if re.match(THREAD_HEADER, line)]
+    assert headers[0] == "Current thread 0x%016x (most recent call first):" % threading.main_thread().ident, text
+    assert headers[1] == "Thread 0x%016x (most recent call first):" % worker.ident, text
 
 
 @pytest.mark.parametrize(
@@ -234,12 +260,14 @@ def test_thread_limit_cuts_threads():
         ({"max_threads": -1}, ValueError),
         ({"max_frames": "x"}, TypeError),
         ({"max_threads": 1.5}, TypeError),
+        ({"main_thread_first": None}, TypeError),
+        ({"main_thread_first": "yes"}, TypeError),
     ],
 )
 def test_set_limits_rejects_bad_values(kwargs, error):
     with pytest.raises(error):
         faults.set_limits(**kwargs)
-    assert faults.get_limits() == (100, 100)
+    assert faults.get_limits() == (100, 100, False)
 
 
 # ---- Errors, compared with faulthandler's own ---------------------------------------------------

@@ -8,9 +8,11 @@ generator, a blocking call inside asyncio coroutines) and waits until every stac
 it dumps, so both runs see the same frames.
 """
 
+import importlib.util
 import json
 import re
 import signal
+import sys
 
 import pytest
 
@@ -130,6 +132,8 @@ def main_thread_work():
     }
     if SCENARIO == "threads50":
         workers = {"sleeper-%02d" % i: blocked_on_lock for i in range(50)}
+    elif SCENARIO == "threads105":
+        workers = {"sleeper-%03d" % i: blocked_on_lock for i in range(105)}
     for name, target in workers.items():
         start(name, target)
     wait_until_still(len(workers))
@@ -138,12 +142,17 @@ def main_thread_work():
 
 
 def run_scenario():
-    if SCENARIO in ("dump", "threads50", "recursion"):
+    if SCENARIO in ("dump", "threads50", "threads105", "recursion"):
         fh.dump_traceback(sys.stderr, all_threads=True)
     elif SCENARIO == "dump_current":
         fh.dump_traceback(sys.stderr, all_threads=False)
     elif SCENARIO == "crash":
         from libleak import _libleak
+
+        try:
+            import _testcapi  # an extension outside sys.stdlib_module_names (libleak's has no m_methods)
+        except ImportError:
+            pass
 
         fh.enable(sys.stderr, all_threads=True)
         crash = functools.partial(_libleak._test_crash, EXTRA[-1])
@@ -211,6 +220,12 @@ def run_program(module, scenario, *extra, timeout=120):
     return proc, by_name, preamble, blocks
 
 
+def names_in_order(run):
+    """The thread names of a run_program result, in the order the dump printed them."""
+    names = {id(block): name for name, block in run[1].items()}
+    return [names[id(block)] for block in run[3]]
+
+
 def comparable(block):
     """What must match between the two dumps: the header kind and the frames.  Where a stack is cut,
     faulthandler prints '  ...' (3.8 - 3.12; 3.13.0 prints nothing) and libleak counts what it cut,
@@ -225,6 +240,8 @@ def assert_same_dumps(scenario, *extra, expect_rc=0):
         assert proc.returncode == expect_rc, proc.stderr
     assert theirs[1], "faulthandler printed no thread:\n" + theirs[0].stderr
     assert sorted(theirs[1]) == sorted(ours[1]), (theirs[0].stderr, ours[0].stderr)
+    # the same order too: the interpreter's, newest thread first and the main thread last
+    assert names_in_order(theirs) == names_in_order(ours), (theirs[0].stderr, ours[0].stderr)
     for name in theirs[1]:
         assert comparable(ours[1][name]) == comparable(theirs[1][name]), "thread %s differs:\n%s\n----\n%s" % (
             name,
@@ -240,10 +257,11 @@ def test_dump_traceback_all_threads_matches_faulthandler():
     theirs, ours = assert_same_dumps("dump")
     names = set(ours[1])
     assert {"main", "lock", "queue", "recursion", "generator", "asyncio"} <= names
-    # Ours prints the main thread first; it is the calling thread, so it is "Current thread".
-    first = ours[3][0]
-    assert ours[1]["main"] is first
-    assert first["kind"] == "Current thread"
+    # faulthandler's order: the newest thread first, the main thread (the caller, so "Current
+    # thread") last.
+    assert names_in_order(ours)[:5] == ["asyncio", "generator", "recursion", "queue", "lock"], ours[0].stderr
+    assert ours[3][-1] is ours[1]["main"]
+    assert ours[3][-1]["kind"] == "Current thread"
 
 
 def test_blocked_threads_show_the_blocking_frame():
@@ -272,6 +290,25 @@ def test_fifty_threads_all_appear():
     assert len(sleepers) == 50
 
 
+def test_more_threads_than_the_limit_are_cut_where_faulthandler_cuts():
+    """106 threads, faulthandler's limit is 100.  faulthandler writes the 100 newest and a blank line
+    and "..." (every version); libleak writes the same blocks and line, with the number cut, except
+    that the main thread (the caller, the last in the list) is kept in place of the 100th."""
+    theirs = run_program("faulthandler", "threads105")
+    ours = run_program("libleak.faults", "threads105")
+    for proc in (theirs[0], ours[0]):
+        assert proc.returncode == 0, proc.stderr
+    their_names, our_names = names_in_order(theirs), names_in_order(ours)
+    assert len(their_names) == 100 and "main" not in their_names, their_names
+    assert their_names == ["sleeper-%03d" % i for i in range(104, 4, -1)], their_names
+    assert our_names == their_names[:99] + ["main"], our_names
+    assert ours[1]["main"]["kind"] == "Current thread"
+    for name in their_names[:99]:
+        assert comparable(ours[1][name]) == comparable(theirs[1][name]), name
+    assert theirs[0].stderr.endswith("\n\n...\n"), theirs[0].stderr[-200:]
+    assert ours[0].stderr.endswith("\n\n... 6 more threads\n"), ours[0].stderr[-200:]
+
+
 def test_deep_recursion_is_cut_at_the_frame_limit():
     theirs, ours = assert_same_dumps("dump", "500")
     block = ours[1]["recursion"]
@@ -281,6 +318,11 @@ def test_deep_recursion_is_cut_at_the_frame_limit():
     match = re.match(r"^  \.\.\. (\d+) more frames?$", block["cut"] or "")
     assert match, block
     assert int(match.group(1)) > 400
+    # faulthandler's own line there: "  ..." up to 3.12; 3.13.0 prints none (libleak still counts)
+    if sys.version_info[:3] == (3, 13, 0):
+        assert theirs[1]["recursion"]["cut"] is None
+    elif sys.version_info < (3, 13):
+        assert theirs[1]["recursion"]["cut"] == "  ...", theirs[1]["recursion"]
 
 
 @pytest.mark.parametrize("kind", ["segv", "abort", "fpe", "bus", "ill"])
@@ -298,7 +340,18 @@ def test_fatal_signal_dump_matches_faulthandler(kind):
     assert theirs[2] == ours[2], (theirs[0].stderr, ours[0].stderr)
     assert ours[2][0].startswith("Fatal Python error: ")
     assert ours[1]["main"]["kind"] == "Current thread"
-    assert ours[3][0] is ours[1]["main"]
+    assert ours[3][-1] is ours[1]["main"]
+    # _testcapi is an extension module outside sys.stdlib_module_names: both list it, from 3.10 on
+    # (libleak's own _libleak is not listed by either: its definition has no m_methods, which is
+    # CPython's test for an extension)
+    listed = [line for line in ours[2] if line.startswith("Extension modules: ")]
+    if sys.version_info >= (3, 10) and importlib.util.find_spec("_testcapi") is not None:
+        assert listed and "_testcapi" in listed[0].split(": ", 1)[1].split(" (total")[0].split(", "), listed
+        assert "libleak._libleak" not in listed[0], listed
+        assert re.match(r"^Extension modules: .* \(total: \d+\)$", listed[0]), listed
+        assert ours[0].stderr.endswith("\n\n" + listed[0] + "\n"), ours[0].stderr
+    else:
+        assert not listed, ours[0].stderr
 
 
 def test_registered_signal_dump_matches_faulthandler():

@@ -68,7 +68,7 @@ def test_watchdog_fires_when_the_block_is_too_slow(dump_file):
     assert isinstance(dog, faults.watchdog)
     text = out.text()
     assert re.match(r"^Timeout \(0:00:01\.500000\)!\nThread 0x[0-9a-f]{16} \(most recent call first\):\n", text), text
-    # the main thread is printed first, inside the guarded block
+    # the first (here the only Python) thread is the main thread, inside the guarded block
     first_thread = text.split("\n\n")[0]
     assert "Thread 0x%016x" % threading.main_thread().ident in first_thread
     assert "in guarded_block" in first_thread
