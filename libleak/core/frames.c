@@ -122,6 +122,20 @@ int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max) {
   return stored;
 }
 
+/* Two loops: the first stores, the second only counts what the first would have stored. */
+int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth) {
+  *depth = 0;
+  if (tstate == NULL) return 0;
+  int stored = 0;
+  raw_frame *frame = innermost_frame(tstate);
+  for (; frame != NULL && stored < max; frame = older_frame(frame)) stored += describe_frame(frame, &out[stored]);
+  int counted = stored;
+  leak__frame ignored;
+  for (; frame != NULL && counted < depth_limit; frame = older_frame(frame)) counted += describe_frame(frame, &ignored);
+  *depth = counted;
+  return stored;
+}
+
 int leak__frames_depth(PyThreadState *tstate) {
   leak__frame_cursor cursor;
   leak__frame ignored;
