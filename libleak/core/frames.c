@@ -49,6 +49,15 @@ static int describe_frame(raw_frame *frame, leak__frame *out) {
   return 1;
 }
 
+/* What describe_frame returns, without describing: for counting a stack's depth. */
+static inline int frame_counts(raw_frame *frame) {
+  if (frame->owner == FRAME_OWNED_BY_CSTACK) return 0;
+  PyObject *executable = frame->f_executable;
+  if (executable == NULL || !PyCode_Check(executable)) return 0;
+  PyCodeObject *code = (PyCodeObject *)executable;
+  return frame->owner == FRAME_OWNED_BY_GENERATOR || frame->instr_ptr >= _PyCode_CODE(code) + code->_co_firsttraceable;
+}
+
 #elif PY_VERSION_HEX >= 0x030B0000 /* 3.11, 3.12 */
 
 static raw_frame *innermost_frame(PyThreadState *tstate) {
@@ -72,6 +81,16 @@ static int describe_frame(raw_frame *frame, leak__frame *out) {
   return 1;
 }
 
+/* What describe_frame returns, without describing: for counting a stack's depth. */
+static inline int frame_counts(raw_frame *frame) {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (frame->owner == FRAME_OWNED_BY_CSTACK) return 0;
+#endif
+  PyCodeObject *code = frame->f_code;
+  if (code == NULL) return 0;
+  return frame->owner == FRAME_OWNED_BY_GENERATOR || frame->prev_instr >= _PyCode_CODE(code) + code->_co_firsttraceable;
+}
+
 #else /* 3.8, 3.9, 3.10: frames are PyFrameObjects linked by f_back */
 
 static raw_frame *innermost_frame(PyThreadState *tstate) { return tstate->frame; }
@@ -89,6 +108,9 @@ static int describe_frame(raw_frame *frame, leak__frame *out) {
 #endif
   return 1;
 }
+
+/* What describe_frame returns, without describing: for counting a stack's depth. */
+static inline int frame_counts(raw_frame *frame) { return frame->f_code != NULL; }
 
 #endif
 
@@ -122,17 +144,18 @@ int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max) {
   return stored;
 }
 
-/* Two loops: the first stores, the second only counts what the first would have stored. */
+/* Two loops: the first stores, the second only counts what the first would have stored (the cost of
+ * an exact total_nframe: a few instructions per frame below the stored ones). */
 int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth) {
   *depth = 0;
   if (tstate == NULL) return 0;
   int stored = 0;
   raw_frame *frame = innermost_frame(tstate);
   for (; frame != NULL && stored < max; frame = older_frame(frame)) stored += describe_frame(frame, &out[stored]);
+  /* No limit test in the loop (it costs as much as the rest of it): the count is clamped after. */
   int counted = stored;
-  leak__frame ignored;
-  for (; frame != NULL && counted < depth_limit; frame = older_frame(frame)) counted += describe_frame(frame, &ignored);
-  *depth = counted;
+  for (; frame != NULL; frame = older_frame(frame)) counted += frame_counts(frame);
+  *depth = counted < depth_limit ? counted : depth_limit;
   return stored;
 }
 
