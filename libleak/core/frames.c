@@ -51,11 +51,13 @@ static int describe_frame(raw_frame *frame, leak__frame *out) {
 
 /* What describe_frame returns, without describing: for counting a stack's depth. */
 static inline int frame_counts(raw_frame *frame) {
-  if (frame->owner == FRAME_OWNED_BY_CSTACK) return 0;
   PyObject *executable = frame->f_executable;
-  if (executable == NULL || !PyCode_Check(executable)) return 0;
+  if (LEAK_UNLIKELY(executable == NULL || !PyCode_Check(executable))) return 0;
   PyCodeObject *code = (PyCodeObject *)executable;
-  return frame->owner == FRAME_OWNED_BY_GENERATOR || frame->instr_ptr >= _PyCode_CODE(code) + code->_co_firsttraceable;
+  /* the usual case first: a frame past its first traceable instruction (a shim never is) */
+  if (LEAK_LIKELY(frame->instr_ptr >= _PyCode_CODE(code) + code->_co_firsttraceable))
+    return frame->owner != FRAME_OWNED_BY_CSTACK;
+  return frame->owner == FRAME_OWNED_BY_GENERATOR;
 }
 
 #elif PY_VERSION_HEX >= 0x030B0000 /* 3.11, 3.12 */
@@ -83,12 +85,17 @@ static int describe_frame(raw_frame *frame, leak__frame *out) {
 
 /* What describe_frame returns, without describing: for counting a stack's depth. */
 static inline int frame_counts(raw_frame *frame) {
-#if PY_VERSION_HEX >= 0x030C0000
-  if (frame->owner == FRAME_OWNED_BY_CSTACK) return 0;
-#endif
   PyCodeObject *code = frame->f_code;
-  if (code == NULL) return 0;
-  return frame->owner == FRAME_OWNED_BY_GENERATOR || frame->prev_instr >= _PyCode_CODE(code) + code->_co_firsttraceable;
+  if (LEAK_UNLIKELY(code == NULL)) return 0;
+  /* the usual case first: a frame past its first traceable instruction */
+  if (LEAK_LIKELY(frame->prev_instr >= _PyCode_CODE(code) + code->_co_firsttraceable)) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return frame->owner != FRAME_OWNED_BY_CSTACK;
+#else
+    return 1;
+#endif
+  }
+  return frame->owner == FRAME_OWNED_BY_GENERATOR;
 }
 
 #else /* 3.8, 3.9, 3.10: frames are PyFrameObjects linked by f_back */

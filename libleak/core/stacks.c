@@ -35,7 +35,7 @@ typedef struct leak__stack_store {
   size_t entry_bytes; /* real bytes of the entries themselves */
 } leak__stack_store;
 
-/* The table and its pin count, protected by table_lock. */
+/* The table and its pin count, protected by leak__stacks_lock_word. */
 static leak__stack_store table;
 static unsigned pins;
 
@@ -43,18 +43,19 @@ static unsigned pins;
  * rather than a mutex: it is taken on every traced allocation, held for a few hundred nanoseconds,
  * and a store-release is the cheapest possible unlock; after a short spin it yields the CPU, so a
  * long holder (a resize, a copy of a million traces) does not burn the other cores.  Not recursive:
- * the hooks' reentrancy flag keeps a thread from taking it twice. */
-static int table_lock;
+ * the hooks' reentrancy flag keeps a thread from taking it twice.  Taken and released by the inline
+ * functions of stacks.h. */
+int leak__stacks_lock_word;
 
 /* A real-memory estimate for one block from the C allocator: its usable size plus the chunk header. */
 static size_t real_bytes(void *ptr) { return ptr ? malloc_usable_size(ptr) + sizeof(size_t) : 0; }
 
-/* Spins on the lock word, then yields; the lock holder never waits on anything but the C allocator. */
-void leak__stacks_lock(void) {
+/* The inline take found the lock held: spin on the lock word, then yield; the lock holder never
+ * waits on anything but the C allocator. */
+void leak__stacks_lock_contended(void) {
   unsigned spins = 0;
   for (;;) {
-    if (!__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE)) return;
-    while (__atomic_load_n(&table_lock, __ATOMIC_RELAXED)) {
+    while (__atomic_load_n(&leak__stacks_lock_word, __ATOMIC_RELAXED)) {
       if (++spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
@@ -63,14 +64,13 @@ void leak__stacks_lock(void) {
         sched_yield();
       }
     }
+    if (!__atomic_exchange_n(&leak__stacks_lock_word, 1, __ATOMIC_ACQUIRE)) return;
   }
 }
 
-void leak__stacks_unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
-
 /* After fork() only the forking thread exists in the child: whoever held the lock is gone, so the
  * child starts with it free.  Called from the tracer's atfork child handler only. */
-void leak__stacks_lock_reset_after_fork(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELAXED); }
+void leak__stacks_lock_reset_after_fork(void) { __atomic_store_n(&leak__stacks_lock_word, 0, __ATOMIC_RELAXED); }
 
 /* The depth a stack is stored with: never less than its frames, never more than a uint16_t holds. */
 static int stored_depth(int nframe, int depth) {

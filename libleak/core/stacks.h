@@ -30,9 +30,17 @@ typedef uint32_t leak__stack_id; /* 0 is the empty stack */
 #define LEAK_STACK_MAX_DEPTH 65535
 
 /* Takes and releases the table lock (a spinlock that yields the CPU when it spins too long).  Never
- * held across a call into Python or into the hooked allocators. */
-void leak__stacks_lock(void);
-void leak__stacks_unlock(void);
+ * held across a call into Python or into the hooked allocators.  Inline, because every traced
+ * allocation and free takes it: an uncontended take is one exchange, a release one store; only a
+ * contended take calls into stacks.c.  The lock word is hidden in the declaration too, so that every
+ * module reads it directly, not through the GOT. */
+extern __attribute__((visibility("hidden"))) int leak__stacks_lock_word;
+void leak__stacks_lock_contended(void);
+static inline void leak__stacks_lock(void) {
+  if (__builtin_expect(__atomic_exchange_n(&leak__stacks_lock_word, 1, __ATOMIC_ACQUIRE) != 0, 0))
+    leak__stacks_lock_contended();
+}
+static inline void leak__stacks_unlock(void) { __atomic_store_n(&leak__stacks_lock_word, 0, __ATOMIC_RELEASE); }
 
 /* A 32-bit hash of a frame array and its depth, to compute outside the lock and pass to intern. */
 uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth);
