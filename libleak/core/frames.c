@@ -156,9 +156,10 @@ int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max) {
 int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth) {
   *depth = 0;
   if (tstate == NULL) return 0;
-  int stored = 0;
+  leak__frame *next = out, *end = out + (max > 0 ? max : 0);
   raw_frame *frame = innermost_frame(tstate);
-  for (; frame != NULL && stored < max; frame = older_frame(frame)) stored += describe_frame(frame, &out[stored]);
+  for (; frame != NULL && next < end; frame = older_frame(frame)) next += describe_frame(frame, next);
+  int stored = (int)(next - out);
   /* No limit test in the loop (it costs as much as the rest of it): the count is clamped after. */
   int counted = stored;
   for (; frame != NULL; frame = older_frame(frame)) counted += frame_counts(frame);

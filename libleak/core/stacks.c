@@ -78,25 +78,29 @@ static int stored_depth(int nframe, int depth) {
   return depth > LEAK_STACK_MAX_DEPTH ? LEAK_STACK_MAX_DEPTH : depth;
 }
 
-/* Field by field, because leak__frame has padding that frames.c leaves uninitialised. */
+/* Field by field, because leak__frame has padding that frames.c leaves uninitialised.  One multiply
+ * a frame (the code address and the offset folded into one word: a collision only costs a compare),
+ * then a final mix so that the low bits, which pick the slot, depend on every frame. */
 uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)nframe ^ ((uint64_t)stored_depth(nframe, depth) << 24);
-  for (int i = 0; i < nframe; i++) {
-    h = (h ^ (uint64_t)(uintptr_t)frames[i].code) * 0xFF51AFD7ED558CCDull;
-    h = (h ^ (uint64_t)(uint32_t)frames[i].lasti) * 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 29;
-  }
-  h ^= h >> 32;
+  for (int i = 0; i < nframe; i++)
+    h = (h ^ (uint64_t)(uintptr_t)frames[i].code ^ ((uint64_t)(uint32_t)frames[i].lasti << 47)) * 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 29;
   return (uint32_t)h;
 }
 
-/* True when `entry` stores exactly this stack. */
+/* True when `entry` stores exactly this stack.  The frames are compared without a branch per frame:
+ * a stack found again (the usual case) is equal all the way down. */
 static int entry_equals(const stack_entry *entry, const leak__frame *frames, int nframe, int depth,
                         uint32_t hash) {
   if (entry->hash != hash || entry->nframe != nframe || entry->depth != depth) return 0;
+  uint64_t differ = 0;
   for (int i = 0; i < nframe; i++)
-    if (entry->frames[i].code != frames[i].code || entry->frames[i].lasti != frames[i].lasti) return 0;
-  return 1;
+    differ |= ((uint64_t)(uintptr_t)entry->frames[i].code ^ (uint64_t)(uintptr_t)frames[i].code) |
+              (uint64_t)(uint32_t)(entry->frames[i].lasti ^ frames[i].lasti);
+  return differ == 0;
 }
 
 /* Rebuilds the index at `capacity` (a power of two); on failure the old index stays. */
