@@ -139,13 +139,13 @@ static int ref_tracer_installed;
 static inline size_t filter_slot(uint64_t key) { return (size_t)((key >> 4) & ((1u << FILTER_BITS) - 1)); }
 
 /* Bytes a trace adds to the traced-memory counters: the size, or its unbiased estimate when sampled. */
-static size_t counted_bytes(uint64_t size) {
+static inline size_t counted_bytes(uint64_t size) {
   if (options.sample_bytes <= 0) return (size_t)size;
   return (size_t)((double)size * leak__sampling_weight(size) + 0.5);
 }
 
 /* Counts a new trace in the traced-memory counters (and the peak) and in the sampled-mode filter. */
-static void count_added_unlocked(uint64_t key, uint64_t size) {
+static inline void count_added_unlocked(uint64_t key, uint64_t size) {
   traced_current += counted_bytes(size);
   if (traced_current > traced_peak) traced_peak = traced_current;
   if (options.sample_bytes > 0) {
@@ -156,7 +156,7 @@ static void count_added_unlocked(uint64_t key, uint64_t size) {
 
 /* Undoes count_added_unlocked.  A saturated filter counter stays saturated: it may have been counted
  * more times than it can say, so it can never prove a block untraced again. */
-static void count_removed_unlocked(uint64_t key, uint64_t size) {
+static inline void count_removed_unlocked(uint64_t key, uint64_t size) {
   size_t bytes = counted_bytes(size);
   traced_current = traced_current >= bytes ? traced_current - bytes : 0;
   if (options.sample_bytes > 0) {

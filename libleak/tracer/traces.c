@@ -21,16 +21,16 @@
 #define SHRINK_AT(capacity) ((capacity) / 16)
 #define SHRINK_ABOVE (64 * MIN_CAPACITY)
 
-/* Multiplicative hashing spreads the aligned addresses; the high bits of the product, scaled to the
- * capacity, pick the home slot, which lets the capacity be any number, not a power of two. */
-static size_t home_slot(uint64_t key, size_t capacity) {
+/* Fibonacci hashing: the high bits of the key times 2^64/phi depend on every bit of the key, so
+ * aligned addresses spread; scaling them by the capacity (the high half of a 128-bit product) picks
+ * the home slot and lets the capacity be any number, not a power of two.  Two multiplies, no shifts:
+ * it runs on every traced allocation and free, and for every trace a deletion shifts. */
+static inline size_t home_slot(uint64_t key, size_t capacity) {
   uint64_t h = key * 0x9E3779B97F4A7C15ull;
-  h ^= h >> 31;
-  h *= 0xBF58476D1CE4E5B9ull;
   return (size_t)(((unsigned __int128)h * capacity) >> 64);
 }
 
-static size_t next_slot(size_t slot, size_t capacity) { return slot + 1 == capacity ? 0 : slot + 1; }
+static inline size_t next_slot(size_t slot, size_t capacity) { return slot + 1 == capacity ? 0 : slot + 1; }
 
 /* Inserts into a table known to have room and not to hold `key`. */
 static void place(leak__trace *slots, size_t capacity, leak__trace trace) {
@@ -149,7 +149,14 @@ int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uin
 }
 
 int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, uint32_t *stack) {
-  leak__trace *found = leak__traces_find(table, key);
+  if (table->capacity == 0) return 0;
+  leak__trace *found = NULL;
+  for (size_t slot = home_slot(key, table->capacity); table->slots[slot].key != 0;
+       slot = next_slot(slot, table->capacity))
+    if (table->slots[slot].key == key) {
+      found = &table->slots[slot];
+      break;
+    }
   if (found == NULL) return 0;
   if (size) *size = leak__traces_size(table, found);
   if (stack) *stack = found->stack;
