@@ -296,6 +296,8 @@ def main():
     parser.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(WORKLOADS))
     parser.add_argument("--configs", help="comma-separated subset of the configuration names")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory and snapshot figures")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the loop counts (at least 1 loop): e.g. 0.1 for callgrind runs of tracemalloc(25)")
     args = parser.parse_args()
     workloads = selected(WORKLOADS, args.workloads, "workloads")
     configs = selected([c[0] for c in CONFIGS], args.configs, "configurations")
@@ -308,6 +310,7 @@ def main():
     else:
         print("CPython %s, %s: CPU seconds, fastest of %d" % (sys.version.split()[0], os.uname().machine, args.repeat))
     loops = INSTRUCTION_LOOPS if args.instructions else QUICK_LOOPS if args.quick else LOOPS
+    loops = {w: max(1, int(n * args.scale)) for w, n in loops.items()}
     results = {}
     for workload in workloads:
         for name in configs:

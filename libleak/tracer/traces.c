@@ -12,11 +12,13 @@
 /* Grow past 80% full (by half, so a grown table is ~53% full).  Shrink only big tables under 1/16
  * full, by 4 (to at most 1/4 full): the wide gap keeps a live set that swings up and down (a loop
  * that frees half of what it keeps) from rehashing the table back and forth, and a table that
- * empties gets small in a few steps.  A live set that is built up and freed in bulk again and again
- * would still grow the table through a dozen rehashes each time; so a shrink remembers the size it
- * came down from (regrow_hint), and the next grow goes straight back there in one rehash.  The cost
- * is memory: a table that grows again after a shrink takes the earlier peak's size at once (the
- * next shrink brings it down again). */
+ * empties gets small in a few steps.  And only once it has STAYED that empty for as many removes as
+ * half its capacity (quiet_removes): a live set built up and freed in bulk again and again keeps
+ * its table, instead of giving the memory back and faulting in a new table (and rehashing a dozen
+ * times) on each build-up; a table that really emptied shrinks after some churn (or at the next
+ * clear).  When it did shrink, the size it came down from is remembered (regrow_hint) and the next
+ * grow goes straight back there in one rehash.  The cost is memory: a table that grows again after
+ * a shrink takes the earlier peak's size at once (the next shrink brings it down again). */
 #define GROW_AT(capacity) ((capacity) / 5 * 4)
 #define SHRINK_AT(capacity) ((capacity) / 16)
 #define SHRINK_ABOVE (64 * MIN_CAPACITY)
@@ -177,8 +179,13 @@ int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, 
   table->slots[hole].key = 0;
   table->count--;
   if (capacity > SHRINK_ABOVE && table->count < SHRINK_AT(capacity)) {
-    size_t hint = table->regrow_hint > capacity ? table->regrow_hint : capacity;
-    if (rehash(table, capacity / 4 > MIN_CAPACITY ? capacity / 4 : MIN_CAPACITY) == 0) table->regrow_hint = hint;
+    if (++table->quiet_removes >= capacity / 2) {
+      size_t hint = table->regrow_hint > capacity ? table->regrow_hint : capacity;
+      if (rehash(table, capacity / 4 > MIN_CAPACITY ? capacity / 4 : MIN_CAPACITY) == 0) table->regrow_hint = hint;
+      table->quiet_removes = 0;
+    }
+  } else {
+    table->quiet_removes = 0;
   }
   return 1;
 }

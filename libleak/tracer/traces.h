@@ -1,8 +1,9 @@
 /* The live-trace table: block address -> (size, stack id), 16 bytes a slot.
  *
  * A compact open-addressing table (linear probing, backward-shift deletion: no tombstones), grown by
- * half when it is 80% full, so a live block costs between 20 and 30 bytes of table (right after a
-table that shrank grows again, more: it goes back to its earlier peak at once).  The key packs
+ * half when it is 80% full, so a live block costs between 20 and 30 bytes of table (more while a
+table stays at an earlier peak: it shrinks only after staying nearly empty for a while, and one
+that shrank goes back to its earlier peak at once when it grows again).  The key packs
  * a small domain index into the top 16 bits of the address (user-space addresses on the supported
  * platforms fit in 48 bits); sizes of 4 GiB and more live in a small side list.  Big tables that
  * emptied shrink again, with hysteresis.
@@ -39,7 +40,8 @@ typedef struct leak__trace_table {
   size_t count;
   leak__big_size *big; /* blocks of UINT32_MAX bytes and more, unsorted */
   size_t big_count, big_capacity;
-  size_t regrow_hint; /* the capacity before the last shrinks: the next grow goes there (traces.c) */
+  size_t regrow_hint;   /* the capacity before the last shrinks: the next grow goes there (traces.c) */
+  size_t quiet_removes; /* removes in a row that left a big table under its shrink threshold */
 } leak__trace_table;
 
 /* Makes sure the table can take `count` traces without growing; LEAK_ENOMEM leaves it as it was. */
