@@ -16,8 +16,12 @@ static uint32_t ref_stack[KEYS];
 static char ref_present[KEYS];
 
 /* Addresses as pymalloc hands them out: 16-byte aligned, in runs, in a few regions. */
-static uint64_t key_of(size_t i) { return LEAK_TRACE_KEY(0, 0x7f0000000000ull + (i / 1000) * 0x100000ull + (i % 1000) * 48); }
+static uint64_t key_of(size_t i) {
+  return LEAK_TRACE_KEY(0, 0x7f0000000000ull + (i / 1000) * 0x100000ull + (i % 1000) * 48);
+}
 
+/* Every key against the reference, both ways: stored traces found with their size and stack, others
+ * not found, and the count agrees. */
 static int check_all(const leak__trace_table *table) {
   size_t present = 0;
   for (size_t i = 0; i < KEYS; i++) {

@@ -54,7 +54,7 @@ static inline int frame_counts(raw_frame *frame) {
   PyObject *executable = frame->f_executable;
   if (LEAK_UNLIKELY(executable == NULL || !PyCode_Check(executable))) return 0;
   PyCodeObject *code = (PyCodeObject *)executable;
-  /* the usual case first: a frame past its first traceable instruction (a shim never is) */
+  /* the usual case first: a frame past its first traceable instruction (unless it is a C-stack shim) */
   if (LEAK_LIKELY(frame->instr_ptr >= _PyCode_CODE(code) + code->_co_firsttraceable))
     return frame->owner != FRAME_OWNED_BY_CSTACK;
   return frame->owner == FRAME_OWNED_BY_GENERATOR;

@@ -84,7 +84,8 @@ static int stored_depth(int nframe, int depth) {
 uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)nframe ^ ((uint64_t)stored_depth(nframe, depth) << 24);
   for (int i = 0; i < nframe; i++)
-    h = (h ^ (uint64_t)(uintptr_t)frames[i].code ^ ((uint64_t)(uint32_t)frames[i].lasti << 47)) * 0xFF51AFD7ED558CCDull;
+    h = (h ^ (uint64_t)(uintptr_t)frames[i].code ^ ((uint64_t)(uint32_t)frames[i].lasti << 47)) *
+        0xFF51AFD7ED558CCDull;
   h ^= h >> 33;
   h *= 0xC4CEB9FE1A85EC53ull;
   h ^= h >> 29;

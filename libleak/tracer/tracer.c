@@ -227,11 +227,12 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
     count_dropped();
     return;
   }
+  uint64_t key = LEAK_TRACE_KEY(0, address);
+  leak__traces_prefetch(&traces, key); /* the miss overlaps with the walk below */
   int nframe = options.nframe;
   leak__frame frames[nframe];
   captured_stack stack;
   capture_stack(frames, nframe, raw, &stack);
-  uint64_t key = LEAK_TRACE_KEY(0, address);
   leak__stacks_lock();
   if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     leak__stack_id id =

@@ -23,20 +23,11 @@
 #define SHRINK_AT(capacity) ((capacity) / 16)
 #define SHRINK_ABOVE (64 * MIN_CAPACITY)
 
-/* Fibonacci hashing: the high bits of the key times 2^64/phi depend on every bit of the key, so
- * aligned addresses spread; scaling them by the capacity (the high half of a 128-bit product) picks
- * the home slot and lets the capacity be any number, not a power of two.  Two multiplies, no shifts:
- * it runs on every traced allocation and free, and for every trace a deletion shifts. */
-static inline size_t home_slot(uint64_t key, size_t capacity) {
-  uint64_t h = key * 0x9E3779B97F4A7C15ull;
-  return (size_t)(((unsigned __int128)h * capacity) >> 64);
-}
-
 static inline size_t next_slot(size_t slot, size_t capacity) { return slot + 1 == capacity ? 0 : slot + 1; }
 
 /* Inserts into a table known to have room and not to hold `key`. */
 static void place(leak__trace *slots, size_t capacity, leak__trace trace) {
-  size_t slot = home_slot(trace.key, capacity);
+  size_t slot = leak__traces_home_slot(trace.key, capacity);
   while (slots[slot].key != 0) slot = next_slot(slot, capacity);
   slots[slot] = trace;
 }
@@ -69,7 +60,7 @@ int leak__traces_reserve(leak__trace_table *table, size_t count) {
 
 leak__trace *leak__traces_find(const leak__trace_table *table, uint64_t key) {
   if (table->capacity == 0) return NULL;
-  for (size_t slot = home_slot(key, table->capacity); table->slots[slot].key != 0;
+  for (size_t slot = leak__traces_home_slot(key, table->capacity); table->slots[slot].key != 0;
        slot = next_slot(slot, table->capacity))
     if (table->slots[slot].key == key) return &table->slots[slot];
   return NULL;
@@ -120,7 +111,7 @@ int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uin
   uint32_t small = size >= UINT32_MAX ? UINT32_MAX : (uint32_t)size;
   if (table->capacity == 0 && leak__traces_reserve(table, 1) < 0) return LEAK_ENOMEM;
   size_t capacity = table->capacity;
-  size_t slot = home_slot(key, capacity);
+  size_t slot = leak__traces_home_slot(key, capacity);
   leak__trace *slots = table->slots;
   while (slots[slot].key != 0 && slots[slot].key != key) slot = next_slot(slot, capacity);
   if (slots[slot].key == key) {
@@ -140,7 +131,7 @@ int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uin
     if (table->capacity != capacity) {
       capacity = table->capacity;
       slots = table->slots;
-      slot = home_slot(key, capacity);
+      slot = leak__traces_home_slot(key, capacity);
       while (slots[slot].key != 0) slot = next_slot(slot, capacity);
     }
   }
@@ -153,7 +144,7 @@ int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uin
 int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, uint32_t *stack) {
   if (table->capacity == 0) return 0;
   leak__trace *found = NULL;
-  for (size_t slot = home_slot(key, table->capacity); table->slots[slot].key != 0;
+  for (size_t slot = leak__traces_home_slot(key, table->capacity); table->slots[slot].key != 0;
        slot = next_slot(slot, table->capacity))
     if (table->slots[slot].key == key) {
       found = &table->slots[slot];
@@ -168,7 +159,7 @@ int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, 
   size_t capacity = table->capacity;
   size_t hole = (size_t)(found - table->slots);
   for (size_t slot = next_slot(hole, capacity); table->slots[slot].key != 0; slot = next_slot(slot, capacity)) {
-    size_t home = home_slot(table->slots[slot].key, capacity);
+    size_t home = leak__traces_home_slot(table->slots[slot].key, capacity);
     size_t from_home = slot >= home ? slot - home : slot + capacity - home;
     size_t from_hole = slot >= hole ? slot - hole : slot + capacity - hole;
     if (from_home >= from_hole) {

@@ -44,6 +44,26 @@ typedef struct leak__trace_table {
   size_t quiet_removes; /* removes in a row that left a big table under its shrink threshold */
 } leak__trace_table;
 
+/* The slot where the probe for `key` starts.  Fibonacci hashing: the high bits of the key times
+ * 2^64/phi depend on every bit of the key, so aligned addresses spread; scaling them by the capacity
+ * (the high half of a 128-bit product) picks the slot and lets the capacity be any number, not a
+ * power of two.  Two multiplies, no shifts: it runs on every traced allocation and free, and for
+ * every trace a deletion shifts. */
+static inline size_t leak__traces_home_slot(uint64_t key, size_t capacity) {
+  uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  return (size_t)(((unsigned __int128)h * capacity) >> 64);
+}
+
+/* Asks the CPU to start fetching the slot where the probe for `key` will start, WITHOUT the lock, so
+ * that the cache miss of a big table overlaps with the stack walk that comes before the insert.
+ * The two fields are read racily (relaxed atomics): a stale pair gives a useless address, and a
+ * prefetch never faults, whatever the address. */
+static inline void leak__traces_prefetch(leak__trace_table *table, uint64_t key) {
+  leak__trace *slots = __atomic_load_n(&table->slots, __ATOMIC_RELAXED);
+  size_t capacity = __atomic_load_n(&table->capacity, __ATOMIC_RELAXED);
+  if (slots != NULL) __builtin_prefetch(&slots[leak__traces_home_slot(key, capacity)], 1);
+}
+
 /* Makes sure the table can take `count` traces without growing; LEAK_ENOMEM leaves it as it was. */
 int leak__traces_reserve(leak__trace_table *table, size_t count);
 
