@@ -580,8 +580,8 @@ static PyObject *py_tracer_object_traceback(PyObject *module, PyObject *obj) {
   leak__stack_id id;
   if (!leak_tracer_is_tracing() || leak__tracer_object_stack(obj, &id) < 0) Py_RETURN_NONE;
   const leak__frame *frames;
-  int nframe = 0, truncated = 0;
-  if (id == LEAK_STACK_EMPTY || leak__stacks_lookup(id, &frames, &nframe, &truncated) < 0 || nframe <= 0)
+  int nframe = 0, depth = 0;
+  if (id == LEAK_STACK_EMPTY || leak__stacks_lookup_depth(id, &frames, &nframe, &depth) < 0 || nframe <= 0)
     return Py_BuildValue("(((si)),i)", "<unknown>", 0, 1);
   PyObject *tuple = PyTuple_New(nframe);
   if (tuple == NULL) return NULL;
@@ -595,7 +595,7 @@ static PyObject *py_tracer_object_traceback(PyObject *module, PyObject *obj) {
     }
     PyTuple_SET_ITEM(tuple, i, frame);
   }
-  return Py_BuildValue("(Ni)", tuple, nframe + (truncated != 0));
+  return Py_BuildValue("(Ni)", tuple, depth > nframe ? depth : nframe);
 }
 
 static PyMethodDef tracer_methods[] = {

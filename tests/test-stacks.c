@@ -1,6 +1,6 @@
-/* The stack table: each distinct stack stored once under one id, references to code objects taken
- * once per entry and dropped by a clear, lookups without the GIL finding only stored stacks, and
- * pinned tables surviving clears. */
+/* The stack table: each distinct stack stored once under one id (the depth of the whole stack is
+ * part of the key), references to code objects taken once per entry and dropped by a clear, lookups
+ * without the GIL finding only stored stacks, and pinned tables surviving clears. */
 #include "core/internal.h"
 #include "core/stacks.h"
 #include "runner.h"
@@ -22,10 +22,12 @@ static void two_codes(PyCodeObject **a, PyCodeObject **b) {
   Py_DECREF(beta);
 }
 
-static leak__stack_id intern(const leak__frame *frames, int nframe, int truncated, int may_reference) {
+/* Interns under the lock, with the hash the tracer would compute; depth 0 means "not cut" (the
+ * table stores at least nframe). */
+static leak__stack_id intern(const leak__frame *frames, int nframe, int depth, int may_reference) {
   leak__stacks_lock();
-  leak__stack_id id = leak__stacks_intern_unlocked(frames, nframe, truncated,
-                                                   leak__stacks_hash(frames, nframe, truncated), may_reference);
+  leak__stack_id id = leak__stacks_intern_unlocked(frames, nframe, depth, leak__stacks_hash(frames, nframe, depth),
+                                                   may_reference);
   leak__stacks_unlock();
   return id;
 }
@@ -45,7 +47,7 @@ TEST(stacks_same_stack_same_id) {
   ASSERT_EQ(intern(same, 2, 0, 1), id);
   ASSERT_NE(intern(other_offset, 2, 0, 1), id);
   ASSERT_NE(intern(swapped, 2, 0, 1), id);
-  ASSERT_NE(intern(one, 2, 1, 1), id); /* truncated is part of the stack */
+  ASSERT_NE(intern(one, 2, 3, 1), id); /* the depth is part of the stack */
   ASSERT_NE(intern(one, 1, 0, 1), id);
   ASSERT_EQ(intern(one, 0, 0, 1), LEAK_STACK_EMPTY);
   ASSERT_EQ(leak__stacks_count(), 5);
@@ -56,9 +58,51 @@ TEST(stacks_same_stack_same_id) {
   ASSERT_EQ(nframe, 2);
   ASSERT_EQ(truncated, 0);
   ASSERT(frames[0].code == a && frames[0].lasti == 10 && frames[1].code == b && frames[1].lasti == 4);
+  ASSERT_EQ(intern(one, 2, 2, 1), id); /* depth 0 is stored as nframe: not cut */
   ASSERT_EQ(leak__stacks_lookup(LEAK_STACK_EMPTY, &frames, &nframe, &truncated), 0);
   ASSERT_EQ(nframe, 0);
   ASSERT_EQ(leak__stacks_lookup(9999, &frames, &nframe, &truncated), LEAK_ENOENT);
+  return 0;
+}
+
+TEST(stacks_depth_is_recorded_capped_and_keyed) {
+  PyCodeObject *a, *b;
+  two_codes(&a, &b);
+  leak__frame one[1] = {{a, 6}};
+  enum { DEPTHS = 2000 };
+  static leak__stack_id ids[DEPTHS];
+  /* the same frame cut from stacks of every depth: one stack per depth, each giving its depth back */
+  for (int depth = 1; depth < DEPTHS; depth++) {
+    ids[depth] = intern(one, 1, depth, 1);
+    ASSERT(ids[depth] != LEAK_STACK_NONE && ids[depth] != LEAK_STACK_EMPTY);
+  }
+  ASSERT_EQ(leak__stacks_count(), DEPTHS - 1);
+  for (int depth = 1; depth < DEPTHS; depth++) {
+    ASSERT_EQ(intern(one, 1, depth, 0), ids[depth]);
+    const leak__frame *frames;
+    int nframe = -1, got = -1, truncated = -1;
+    ASSERT_EQ(leak__stacks_lookup_depth(ids[depth], &frames, &nframe, &got), 0);
+    ASSERT_EQ(nframe, 1);
+    ASSERT_EQ(got, depth);
+    ASSERT(frames[0].code == a && frames[0].lasti == 6);
+    ASSERT_EQ(leak__stacks_lookup(ids[depth], &frames, &nframe, &truncated), 0);
+    ASSERT_EQ(truncated, depth > 1);
+  }
+  /* deeper than a uint16_t: stored as tracemalloc's cap, and every such depth is the same stack */
+  leak__frame two[2] = {{b, 2}, {a, 4}};
+  leak__stack_id deep = intern(two, 2, LEAK_STACK_MAX_DEPTH + 1, 1);
+  ASSERT_EQ(intern(two, 2, 1000000, 1), deep);
+  ASSERT_EQ(intern(two, 2, LEAK_STACK_MAX_DEPTH, 1), deep);
+  ASSERT_NE(intern(two, 2, LEAK_STACK_MAX_DEPTH - 1, 1), deep);
+  const leak__frame *frames;
+  int nframe, depth;
+  ASSERT_EQ(leak__stacks_lookup_depth(deep, &frames, &nframe, &depth), 0);
+  ASSERT_EQ(nframe, 2);
+  ASSERT_EQ(depth, LEAK_STACK_MAX_DEPTH);
+  ASSERT_EQ(leak__stacks_lookup_depth(LEAK_STACK_EMPTY, &frames, &nframe, &depth), 0);
+  ASSERT_EQ(nframe, 0);
+  ASSERT_EQ(depth, 0);
+  ASSERT_EQ(leak__stacks_lookup_depth(9999999, &frames, &nframe, &depth), LEAK_ENOENT);
   return 0;
 }
 

@@ -125,11 +125,11 @@ static PyObject *probe_realloc(PyObject *self, PyObject *args) {
   return PyLong_FromVoidPtr(moved);
 }
 
-/* The frames of a stack id as [(co_name, lineno), ...] plus the truncated flag. */
+/* The frames of a stack id as [(co_name, lineno), ...] plus the depth of the whole stack. */
 static PyObject *stack_as_python(leak__stack_id id) {
   const leak__frame *frames;
-  int nframe, truncated;
-  if (leak__stacks_lookup(id, &frames, &nframe, &truncated) < 0)
+  int nframe, depth;
+  if (leak__stacks_lookup_depth(id, &frames, &nframe, &depth) < 0)
     return PyErr_Format(PyExc_LookupError, "unknown stack %u", (unsigned)id);
   PyObject *list = PyList_New(nframe);
   if (list == NULL) return NULL;
@@ -137,10 +137,10 @@ static PyObject *stack_as_python(leak__stack_id id) {
     PyList_SET_ITEM(list, i,
                     Py_BuildValue("(Oi)", frames[i].code->co_name,
                                   leak__frame_lineno(frames[i].code, frames[i].lasti)));
-  return Py_BuildValue("(Ni)", list, truncated);
+  return Py_BuildValue("(Ni)", list, depth);
 }
 
-/* trace(address, domain=0) -> None or (size, weight, [(name, lineno)...], truncated, stack_id) */
+/* trace(address, domain=0) -> None or (size, weight, [(name, lineno)...], depth, stack_id) */
 static PyObject *probe_trace(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *address;
@@ -164,7 +164,7 @@ static PyObject *probe_trace(PyObject *self, PyObject *args) {
   leak__free(copy);
   leak__stacks_unpin();
   if (result != NULL && result != Py_None) {
-    /* flatten (size, weight, (frames, truncated), id) into (size, weight, frames, truncated, id) */
+    /* flatten (size, weight, (frames, depth), id) into (size, weight, frames, depth, id) */
     PyObject *flat = Py_BuildValue("(OOOOO)", PyTuple_GET_ITEM(result, 0), PyTuple_GET_ITEM(result, 1),
                                    PyTuple_GET_ITEM(PyTuple_GET_ITEM(result, 2), 0),
                                    PyTuple_GET_ITEM(PyTuple_GET_ITEM(result, 2), 1), PyTuple_GET_ITEM(result, 3));
@@ -264,7 +264,7 @@ static PyObject *probe_untrack(PyObject *self, PyObject *args) {
   return PyLong_FromLong(leak_untrack(domain, (uintptr_t)address));
 }
 
-/* object_trace(obj) -> None or ([(name, lineno)...], truncated) */
+/* object_trace(obj) -> None or ([(name, lineno)...], depth) */
 static PyObject *probe_object_trace(PyObject *self, PyObject *obj) {
   (void)self;
   leak__stack_id id;

@@ -39,6 +39,11 @@ int leak__frames_next(leak__frame_cursor *cursor, leak__frame *out);
  * Async-signal-safe. */
 int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max);
 
+/* leak__frames_read, and the depth of the whole stack in *depth (what leak__frames_depth returns,
+ * but at most `depth_limit`): the frames past `max` are walked (all of them), not stored.  tracemalloc's
+ * total_nframe counts the same frames.  Async-signal-safe. */
+int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth);
+
 /* The number of frames on `tstate`'s stack (what leak__frames_read would store with no limit).
  * Async-signal-safe. */
 int leak__frames_depth(PyThreadState *tstate);

@@ -20,7 +20,7 @@
 typedef struct stack_entry {
   uint32_t hash;
   uint16_t nframe;
-  uint8_t truncated;
+  uint16_t depth; /* of the whole stack, >= nframe */
   leak__frame frames[];
 } stack_entry;
 
@@ -35,7 +35,7 @@ typedef struct leak__stack_store {
   size_t entry_bytes; /* real bytes of the entries themselves */
 } leak__stack_store;
 
-/* The table and its pin count, protected by table_lock. */
+/* The table and its pin count, protected by leak__stacks_lock_word. */
 static leak__stack_store table;
 static unsigned pins;
 
@@ -43,18 +43,19 @@ static unsigned pins;
  * rather than a mutex: it is taken on every traced allocation, held for a few hundred nanoseconds,
  * and a store-release is the cheapest possible unlock; after a short spin it yields the CPU, so a
  * long holder (a resize, a copy of a million traces) does not burn the other cores.  Not recursive:
- * the hooks' reentrancy flag keeps a thread from taking it twice. */
-static int table_lock;
+ * the hooks' reentrancy flag keeps a thread from taking it twice.  Taken and released by the inline
+ * functions of stacks.h. */
+int leak__stacks_lock_word;
 
 /* A real-memory estimate for one block from the C allocator: its usable size plus the chunk header. */
 static size_t real_bytes(void *ptr) { return ptr ? malloc_usable_size(ptr) + sizeof(size_t) : 0; }
 
-/* Spins on the lock word, then yields; the lock holder never waits on anything but the C allocator. */
-void leak__stacks_lock(void) {
+/* The inline take found the lock held: spin on the lock word, then yield; the lock holder never
+ * waits on anything but the C allocator. */
+void leak__stacks_lock_contended(void) {
   unsigned spins = 0;
   for (;;) {
-    if (!__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE)) return;
-    while (__atomic_load_n(&table_lock, __ATOMIC_RELAXED)) {
+    while (__atomic_load_n(&leak__stacks_lock_word, __ATOMIC_RELAXED)) {
       if (++spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
@@ -63,34 +64,44 @@ void leak__stacks_lock(void) {
         sched_yield();
       }
     }
+    if (!__atomic_exchange_n(&leak__stacks_lock_word, 1, __ATOMIC_ACQUIRE)) return;
   }
 }
-
-void leak__stacks_unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
 
 /* After fork() only the forking thread exists in the child: whoever held the lock is gone, so the
  * child starts with it free.  Called from the tracer's atfork child handler only. */
-void leak__stacks_lock_reset_after_fork(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELAXED); }
+void leak__stacks_lock_reset_after_fork(void) { __atomic_store_n(&leak__stacks_lock_word, 0, __ATOMIC_RELAXED); }
 
-/* Field by field, because leak__frame has padding that frames.c leaves uninitialised. */
-uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int truncated) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)nframe ^ ((uint64_t)truncated << 40);
-  for (int i = 0; i < nframe; i++) {
-    h = (h ^ (uint64_t)(uintptr_t)frames[i].code) * 0xFF51AFD7ED558CCDull;
-    h = (h ^ (uint64_t)(uint32_t)frames[i].lasti) * 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 29;
-  }
-  h ^= h >> 32;
+/* The depth a stack is stored with: never less than its frames, never more than a uint16_t holds. */
+static int stored_depth(int nframe, int depth) {
+  if (depth < nframe) depth = nframe;
+  return depth > LEAK_STACK_MAX_DEPTH ? LEAK_STACK_MAX_DEPTH : depth;
+}
+
+/* Field by field, because leak__frame has padding that frames.c leaves uninitialised.  One multiply
+ * a frame (the code address and the offset folded into one word: a collision only costs a compare),
+ * then a final mix so that the low bits, which pick the slot, depend on every frame. */
+uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)nframe ^ ((uint64_t)stored_depth(nframe, depth) << 24);
+  for (int i = 0; i < nframe; i++)
+    h = (h ^ (uint64_t)(uintptr_t)frames[i].code ^ ((uint64_t)(uint32_t)frames[i].lasti << 47)) *
+        0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 29;
   return (uint32_t)h;
 }
 
-/* True when `entry` stores exactly this stack. */
-static int entry_equals(const stack_entry *entry, const leak__frame *frames, int nframe, int truncated,
+/* True when `entry` stores exactly this stack.  The frames are compared without a branch per frame:
+ * a stack found again (the usual case) is equal all the way down. */
+static int entry_equals(const stack_entry *entry, const leak__frame *frames, int nframe, int depth,
                         uint32_t hash) {
-  if (entry->hash != hash || entry->nframe != nframe || entry->truncated != truncated) return 0;
+  if (entry->hash != hash || entry->nframe != nframe || entry->depth != depth) return 0;
+  uint64_t differ = 0;
   for (int i = 0; i < nframe; i++)
-    if (entry->frames[i].code != frames[i].code || entry->frames[i].lasti != frames[i].lasti) return 0;
-  return 1;
+    differ |= ((uint64_t)(uintptr_t)entry->frames[i].code ^ (uint64_t)(uintptr_t)frames[i].code) |
+              (uint64_t)(uint32_t)(entry->frames[i].lasti ^ frames[i].lasti);
+  return differ == 0;
 }
 
 /* Rebuilds the index at `capacity` (a power of two); on failure the old index stays. */
@@ -130,15 +141,16 @@ static int reserve_one_unlocked(leak__stack_store *store) {
   return 0;
 }
 
-leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nframe, int truncated, uint32_t hash,
+leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nframe, int depth, uint32_t hash,
                                             int may_reference) {
   if (nframe <= 0) return LEAK_STACK_EMPTY;
+  depth = stored_depth(nframe, depth);
   leak__stack_store *store = &table;
   if (store->index_capacity) {
     size_t mask = store->index_capacity - 1;
     for (size_t slot = hash & mask; store->index[slot] != 0; slot = (slot + 1) & mask) {
       uint32_t id = store->index[slot];
-      if (entry_equals(store->entries[id], frames, nframe, truncated, hash)) return id;
+      if (entry_equals(store->entries[id], frames, nframe, depth, hash)) return id;
     }
   }
   /* Unknown: only a thread holding the GIL may store it, because storing takes references. */
@@ -148,7 +160,7 @@ leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nfram
   if (entry == NULL) return LEAK_STACK_NONE;
   entry->hash = hash;
   entry->nframe = (uint16_t)nframe;
-  entry->truncated = (uint8_t)(truncated != 0);
+  entry->depth = (uint16_t)depth;
   for (int i = 0; i < nframe; i++) {
     entry->frames[i].code = frames[i].code;
     entry->frames[i].lasti = frames[i].lasti;
@@ -164,11 +176,11 @@ leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nfram
   return id;
 }
 
-int leak__stacks_lookup(leak__stack_id id, const leak__frame **frames, int *nframe, int *truncated) {
+int leak__stacks_lookup_depth(leak__stack_id id, const leak__frame **frames, int *nframe, int *depth) {
   if (id == LEAK_STACK_EMPTY) {
     *frames = NULL;
     *nframe = 0;
-    *truncated = 0;
+    *depth = 0;
     return 0;
   }
   leak__stacks_lock();
@@ -177,8 +189,15 @@ int leak__stacks_lookup(leak__stack_id id, const leak__frame **frames, int *nfra
   if (entry == NULL) return LEAK_ENOENT;
   *frames = entry->frames;
   *nframe = entry->nframe;
-  *truncated = entry->truncated;
+  *depth = entry->depth;
   return 0;
+}
+
+int leak__stacks_lookup(leak__stack_id id, const leak__frame **frames, int *nframe, int *truncated) {
+  int depth = 0;
+  int rc = leak__stacks_lookup_depth(id, frames, nframe, &depth);
+  if (rc == 0) *truncated = depth > *nframe;
+  return rc;
 }
 
 void leak__stacks_pin_unlocked(void) { pins++; }

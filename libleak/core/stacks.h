@@ -26,27 +26,42 @@ typedef uint32_t leak__stack_id; /* 0 is the empty stack */
 #define LEAK_STACK_EMPTY ((leak__stack_id)0)
 /* What leak__stacks_intern_unlocked returns when the table cannot take a new stack. */
 #define LEAK_STACK_NONE ((leak__stack_id)UINT32_MAX)
+/* The largest depth recorded; deeper stacks say this much (tracemalloc caps total_nframe the same). */
+#define LEAK_STACK_MAX_DEPTH 65535
 
 /* Takes and releases the table lock (a spinlock that yields the CPU when it spins too long).  Never
- * held across a call into Python or into the hooked allocators. */
-void leak__stacks_lock(void);
-void leak__stacks_unlock(void);
+ * held across a call into Python or into the hooked allocators.  Inline, because every traced
+ * allocation and free takes it: an uncontended take is one exchange, a release one store; only a
+ * contended take calls into stacks.c.  The lock word is hidden in the declaration too, so that every
+ * module reads it directly, not through the GOT. */
+extern __attribute__((visibility("hidden"))) int leak__stacks_lock_word;
+void leak__stacks_lock_contended(void);
+static inline void leak__stacks_lock(void) {
+  if (__builtin_expect(__atomic_exchange_n(&leak__stacks_lock_word, 1, __ATOMIC_ACQUIRE) != 0, 0))
+    leak__stacks_lock_contended();
+}
+static inline void leak__stacks_unlock(void) { __atomic_store_n(&leak__stacks_lock_word, 0, __ATOMIC_RELEASE); }
 
-/* A 32-bit hash of a frame array, to compute outside the lock and pass to intern. */
-uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int truncated);
+/* A 32-bit hash of a frame array and its depth, to compute outside the lock and pass to intern. */
+uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth);
 
-/* Interns a stack and returns its id; nframe 0 gives LEAK_STACK_EMPTY.  With `may_reference` (the
+/* Interns a stack and returns its id; nframe 0 gives LEAK_STACK_EMPTY.  `depth` is the depth of the
+ * whole stack (nframe <= depth <= LEAK_STACK_MAX_DEPTH; out-of-range values are clamped).  With `may_reference` (the
  * caller holds the GIL) a new stack is stored and its code objects get a reference; without it, only
  * an already stored stack can be found, and an unknown one gives LEAK_STACK_EMPTY.  Returns
  * LEAK_STACK_NONE when memory ran out.  Caller holds the lock; nothing here calls Python (Py_INCREF
  * is a field increment). */
-leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nframe, int truncated, uint32_t hash,
+leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nframe, int depth, uint32_t hash,
                                             int may_reference);
 
 /* Frames of an interned stack, innermost first, and whether the real stack was deeper than what was
  * stored.  The pointers stay valid until leak__stacks_clear() frees the table (never while it is
  * pinned); the code objects are kept alive by the table.  LEAK_ENOENT for an unknown id. */
 int leak__stacks_lookup(leak__stack_id id, const leak__frame **frames, int *nframe, int *truncated);
+
+/* The same, with the depth of the whole stack instead of the truncated flag (0 for the empty stack);
+ * truncated is depth > nframe. */
+int leak__stacks_lookup_depth(leak__stack_id id, const leak__frame **frames, int *nframe, int *depth);
 
 /* Pins the table: until the matching unpin, leak__stacks_clear keeps every entry.  Each successful
  * leak__tracer_copy_traces pins once for its caller.  unpin needs the GIL (it may run a clear that

@@ -182,19 +182,18 @@ static int take_unknown_traceback(take_state *st, uint32_t *index) {
   return 0;
 }
 
-/* The traceback of a stack id, resolved once per id.  total_nframe is the stored depth, plus one when
- * the real stack was deeper: the tracer never walks a whole stack, so that is a lower bound. */
+/* The traceback of a stack id, resolved once per id; total_nframe is the depth of the whole stack the
+ * tracer recorded with it (stacks.h). */
 static int take_traceback(take_state *st, leak__stack_id id, uint32_t *index) {
   if (take_map_get(&st->stacks, id, 0, index)) return 0;
   const leak__frame *frames;
-  int nframe = 0, truncated = 0, rc;
-  if (id == LEAK_STACK_EMPTY || leak__stacks_lookup(id, &frames, &nframe, &truncated) < 0 || nframe <= 0) {
+  int nframe = 0, depth = 0, rc;
+  if (id == LEAK_STACK_EMPTY || leak__stacks_lookup_depth(id, &frames, &nframe, &depth) < 0 || nframe <= 0) {
     rc = take_unknown_traceback(st, index);
   } else {
     for (int i = 0; i < nframe; i++)
       if ((rc = take_frame(st, &frames[i], &st->frame_buffer[i])) < 0) return rc;
-    rc = leak__snapshot_add_traceback(st->s, st->frame_buffer, (uint32_t)nframe, (uint32_t)nframe + (truncated != 0),
-                                      index);
+    rc = leak__snapshot_add_traceback(st->s, st->frame_buffer, (uint32_t)nframe, (uint32_t)depth, index);
   }
   if (rc < 0) return rc;
   return take_map_put(&st->stacks, id, 0, *index);

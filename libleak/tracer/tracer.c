@@ -140,13 +140,13 @@ static int ref_tracer_installed;
 static inline size_t filter_slot(uint64_t key) { return (size_t)((key >> 4) & ((1u << FILTER_BITS) - 1)); }
 
 /* Bytes a trace adds to the traced-memory counters: the size, or its unbiased estimate when sampled. */
-static size_t counted_bytes(uint64_t size) {
+static inline size_t counted_bytes(uint64_t size) {
   if (options.sample_bytes <= 0) return (size_t)size;
   return (size_t)((double)size * leak__sampling_weight(size) + 0.5);
 }
 
 /* Counts a new trace in the traced-memory counters (and the peak) and in the sampled-mode filter. */
-static void count_added_unlocked(uint64_t key, uint64_t size) {
+static inline void count_added_unlocked(uint64_t key, uint64_t size) {
   traced_current += counted_bytes(size);
   if (traced_current > traced_peak) traced_peak = traced_current;
   if (options.sample_bytes > 0) {
@@ -157,7 +157,7 @@ static void count_added_unlocked(uint64_t key, uint64_t size) {
 
 /* Undoes count_added_unlocked.  A saturated filter counter stays saturated: it may have been counted
  * more times than it can say, so it can never prove a block untraced again. */
-static void count_removed_unlocked(uint64_t key, uint64_t size) {
+static inline void count_removed_unlocked(uint64_t key, uint64_t size) {
   size_t bytes = counted_bytes(size);
   traced_current = traced_current >= bytes ? traced_current - bytes : 0;
   if (options.sample_bytes > 0) {
@@ -201,24 +201,23 @@ static int put_trace_unlocked(uint64_t key, leak__stack_id stack, uint64_t size)
   return 0;
 }
 
-/* A stack captured outside the lock: the frames, how many, and their hash. */
+/* A stack captured outside the lock: how many frames were stored, the depth of the whole stack
+ * (tracemalloc's total_nframe), and their hash. */
 typedef struct captured_stack {
   int nframe;
-  int truncated;
+  int depth;
   int may_reference;
   uint32_t hash;
 } captured_stack;
 
-/* Reads at most nframe + 1 frames of the calling thread (the extra one only says whether the stack
- * was deeper) and hashes them.  `frames` has room for LEAK options.nframe + 1 frames.
+/* Reads at most nframe frames of the calling thread, counts the rest of its stack, and hashes them.
+ * `frames` has room for options.nframe frames.
  * Hot path: no lock, no malloc, no Python API (PyGILState_Check reads thread-specific storage). */
 static void capture_stack(leak__frame *frames, int nframe, int raw, captured_stack *out) {
   PyThreadState *tstate = leak__frames_this_thread();
-  int n = leak__frames_read(tstate, frames, nframe + 1);
-  out->truncated = n > nframe;
-  out->nframe = n > nframe ? nframe : n;
+  out->nframe = leak__frames_read_depth(tstate, frames, nframe, LEAK_STACK_MAX_DEPTH, &out->depth);
   out->may_reference = raw ? PyGILState_Check() : 1;
-  out->hash = leak__stacks_hash(frames, out->nframe, out->truncated);
+  out->hash = leak__stacks_hash(frames, out->nframe, out->depth);
 }
 
 /* Records a new block of domain 0 (in sampled mode: a block that was sampled).  Hot path (allocator
@@ -229,15 +228,16 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
     count_dropped();
     return;
   }
+  uint64_t key = LEAK_TRACE_KEY(0, address);
+  leak__traces_prefetch(&traces, key); /* the miss overlaps with the walk below */
   int nframe = options.nframe;
-  leak__frame frames[nframe + 1];
+  leak__frame frames[nframe];
   captured_stack stack;
   capture_stack(frames, nframe, raw, &stack);
-  uint64_t key = LEAK_TRACE_KEY(0, address);
   leak__stacks_lock();
   if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     leak__stack_id id =
-        leak__stacks_intern_unlocked(frames, stack.nframe, stack.truncated, stack.hash, stack.may_reference);
+        leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, stack.may_reference);
     if (id == LEAK_STACK_NONE || put_trace_unlocked(key, id, size) < 0) count_dropped();
   }
   leak__stacks_unlock();
@@ -477,7 +477,7 @@ static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
       leak__stacks_lock();
       leak__trace *trace = leak__traces_find(&traces, key);
       if (trace != NULL) {
-        leak__stack_id id = leak__stacks_intern_unlocked(frames, stack.nframe, stack.truncated, stack.hash, 1);
+        leak__stack_id id = leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, 1);
         if (id != LEAK_STACK_NONE) trace->stack = id;
       }
       leak__stacks_unlock();
@@ -700,7 +700,7 @@ int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
     return 0;
   }
   int nframe = options.nframe;
-  leak__frame frames[nframe + 1];
+  leak__frame frames[nframe];
   captured_stack stack;
   capture_stack(frames, nframe, 1, &stack);
   int rc = 0;
@@ -712,7 +712,7 @@ int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
     rc = LEAK_ENOMEM;
   } else {
     leak__stack_id id =
-        leak__stacks_intern_unlocked(frames, stack.nframe, stack.truncated, stack.hash, stack.may_reference);
+        leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, stack.may_reference);
     rc = id == LEAK_STACK_NONE ? LEAK_ENOMEM : put_trace_unlocked(LEAK_TRACE_KEY(index, ptr), id, size);
   }
   leak__stacks_unlock();

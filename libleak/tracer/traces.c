@@ -9,27 +9,25 @@
 #include <string.h>
 
 #define MIN_CAPACITY 1024
-/* Grow past 80% full (by half, so a grown table is ~53% full).  Shrink (by half) only big tables
- * under 1/8 full: the wide gap keeps a live set that swings up and down (a loop that frees half of
- * what it keeps) from rehashing the table back and forth. */
+/* Grow past 80% full (by half, so a grown table is ~53% full).  Shrink only big tables under 1/16
+ * full, by 4 (to at most 1/4 full): the wide gap keeps a live set that swings up and down (a loop
+ * that frees half of what it keeps) from rehashing the table back and forth, and a table that
+ * empties gets small in a few steps.  And only once it has STAYED that empty for as many removes as
+ * half its capacity (quiet_removes): a live set built up and freed in bulk again and again keeps
+ * its table, instead of giving the memory back and faulting in a new table (and rehashing a dozen
+ * times) on each build-up; a table that really emptied shrinks after some churn (or at the next
+ * clear).  When it did shrink, the size it came down from is remembered (regrow_hint) and the next
+ * grow goes straight back there in one rehash.  The cost is memory: a table that grows again after
+ * a shrink takes the earlier peak's size at once (the next shrink brings it down again). */
 #define GROW_AT(capacity) ((capacity) / 5 * 4)
-#define SHRINK_AT(capacity) ((capacity) / 8)
+#define SHRINK_AT(capacity) ((capacity) / 16)
 #define SHRINK_ABOVE (64 * MIN_CAPACITY)
 
-/* Multiplicative hashing spreads the aligned addresses; the high bits of the product, scaled to the
- * capacity, pick the home slot, which lets the capacity be any number, not a power of two. */
-static size_t home_slot(uint64_t key, size_t capacity) {
-  uint64_t h = key * 0x9E3779B97F4A7C15ull;
-  h ^= h >> 31;
-  h *= 0xBF58476D1CE4E5B9ull;
-  return (size_t)(((unsigned __int128)h * capacity) >> 64);
-}
-
-static size_t next_slot(size_t slot, size_t capacity) { return slot + 1 == capacity ? 0 : slot + 1; }
+static inline size_t next_slot(size_t slot, size_t capacity) { return slot + 1 == capacity ? 0 : slot + 1; }
 
 /* Inserts into a table known to have room and not to hold `key`. */
 static void place(leak__trace *slots, size_t capacity, leak__trace trace) {
-  size_t slot = home_slot(trace.key, capacity);
+  size_t slot = leak__traces_home_slot(trace.key, capacity);
   while (slots[slot].key != 0) slot = next_slot(slot, capacity);
   slots[slot] = trace;
 }
@@ -50,12 +48,19 @@ int leak__traces_reserve(leak__trace_table *table, size_t count) {
   if (count <= GROW_AT(table->capacity)) return 0;
   size_t capacity = table->capacity ? table->capacity : MIN_CAPACITY;
   while (count > GROW_AT(capacity)) capacity += capacity / 2;
-  return rehash(table, capacity);
+  /* Back to the earlier peak when it is bigger; if that much memory is not there, what is needed. */
+  if (table->regrow_hint > capacity && rehash(table, table->regrow_hint) == 0) {
+    table->regrow_hint = 0;
+    return 0;
+  }
+  int rc = rehash(table, capacity);
+  if (rc == 0) table->regrow_hint = 0;
+  return rc;
 }
 
 leak__trace *leak__traces_find(const leak__trace_table *table, uint64_t key) {
   if (table->capacity == 0) return NULL;
-  for (size_t slot = home_slot(key, table->capacity); table->slots[slot].key != 0;
+  for (size_t slot = leak__traces_home_slot(key, table->capacity); table->slots[slot].key != 0;
        slot = next_slot(slot, table->capacity))
     if (table->slots[slot].key == key) return &table->slots[slot];
   return NULL;
@@ -99,11 +104,18 @@ uint64_t leak__traces_size(const leak__trace_table *table, const leak__trace *tr
   return i >= 0 ? table->big[i].size : UINT32_MAX;
 }
 
+/* One probe run finds the key or the free slot where it goes (linear probing puts a key before the
+ * first free slot of its run). */
 int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uint64_t size,
                      uint64_t *replaced_size) {
   uint32_t small = size >= UINT32_MAX ? UINT32_MAX : (uint32_t)size;
-  leak__trace *found = leak__traces_find(table, key);
-  if (found != NULL) {
+  if (table->capacity == 0 && leak__traces_reserve(table, 1) < 0) return LEAK_ENOMEM;
+  size_t capacity = table->capacity;
+  size_t slot = leak__traces_home_slot(key, capacity);
+  leak__trace *slots = table->slots;
+  while (slots[slot].key != 0 && slots[slot].key != key) slot = next_slot(slot, capacity);
+  if (slots[slot].key == key) {
+    leak__trace *found = &slots[slot];
     uint64_t old = leak__traces_size(table, found);
     if (small == UINT32_MAX && store_big(table, key, size) < 0) return LEAK_ENOMEM;
     if (found->size == UINT32_MAX && small != UINT32_MAX) remove_big(table, key);
@@ -112,21 +124,32 @@ int leak__traces_put(leak__trace_table *table, uint64_t key, uint32_t stack, uin
     if (replaced_size) *replaced_size = old;
     return 1;
   }
-  if (table->count + 1 > GROW_AT(table->capacity)) {
+  if (table->count + 1 > GROW_AT(capacity)) {
     /* A failed grow is fine while the table still has slack: linear probing copes up to ~95%. */
-    if (leak__traces_reserve(table, table->count + 1) < 0 &&
-        (table->capacity == 0 || table->count + 1 > table->capacity / 20 * 19))
+    if (leak__traces_reserve(table, table->count + 1) < 0 && table->count + 1 > capacity / 20 * 19)
       return LEAK_ENOMEM;
+    if (table->capacity != capacity) {
+      capacity = table->capacity;
+      slots = table->slots;
+      slot = leak__traces_home_slot(key, capacity);
+      while (slots[slot].key != 0) slot = next_slot(slot, capacity);
+    }
   }
   if (small == UINT32_MAX && store_big(table, key, size) < 0) return LEAK_ENOMEM;
-  leak__trace trace = {key, stack, small};
-  place(table->slots, table->capacity, trace);
+  slots[slot] = (leak__trace){key, stack, small};
   table->count++;
   return 0;
 }
 
 int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, uint32_t *stack) {
-  leak__trace *found = leak__traces_find(table, key);
+  if (table->capacity == 0) return 0;
+  leak__trace *found = NULL;
+  for (size_t slot = leak__traces_home_slot(key, table->capacity); table->slots[slot].key != 0;
+       slot = next_slot(slot, table->capacity))
+    if (table->slots[slot].key == key) {
+      found = &table->slots[slot];
+      break;
+    }
   if (found == NULL) return 0;
   if (size) *size = leak__traces_size(table, found);
   if (stack) *stack = found->stack;
@@ -136,7 +159,7 @@ int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, 
   size_t capacity = table->capacity;
   size_t hole = (size_t)(found - table->slots);
   for (size_t slot = next_slot(hole, capacity); table->slots[slot].key != 0; slot = next_slot(slot, capacity)) {
-    size_t home = home_slot(table->slots[slot].key, capacity);
+    size_t home = leak__traces_home_slot(table->slots[slot].key, capacity);
     size_t from_home = slot >= home ? slot - home : slot + capacity - home;
     size_t from_hole = slot >= hole ? slot - hole : slot + capacity - hole;
     if (from_home >= from_hole) {
@@ -146,7 +169,15 @@ int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, 
   }
   table->slots[hole].key = 0;
   table->count--;
-  if (capacity > SHRINK_ABOVE && table->count < SHRINK_AT(capacity)) rehash(table, capacity / 2);
+  if (capacity > SHRINK_ABOVE && table->count < SHRINK_AT(capacity)) {
+    if (++table->quiet_removes >= capacity / 2) {
+      size_t hint = table->regrow_hint > capacity ? table->regrow_hint : capacity;
+      if (rehash(table, capacity / 4 > MIN_CAPACITY ? capacity / 4 : MIN_CAPACITY) == 0) table->regrow_hint = hint;
+      table->quiet_removes = 0;
+    }
+  } else {
+    table->quiet_removes = 0;
+  }
   return 1;
 }
 

@@ -1,7 +1,9 @@
 /* The live-trace table: block address -> (size, stack id), 16 bytes a slot.
  *
  * A compact open-addressing table (linear probing, backward-shift deletion: no tombstones), grown by
- * half when it is 80% full, so a live block costs between 20 and 30 bytes of table.  The key packs
+ * half when it is 80% full, so a live block costs between 20 and 30 bytes of table (more while a
+table stays at an earlier peak: it shrinks only after staying nearly empty for a while, and one
+that shrank goes back to its earlier peak at once when it grows again).  The key packs
  * a small domain index into the top 16 bits of the address (user-space addresses on the supported
  * platforms fit in 48 bits); sizes of 4 GiB and more live in a small side list.  Big tables that
  * emptied shrink again, with hysteresis.
@@ -38,7 +40,29 @@ typedef struct leak__trace_table {
   size_t count;
   leak__big_size *big; /* blocks of UINT32_MAX bytes and more, unsorted */
   size_t big_count, big_capacity;
+  size_t regrow_hint;   /* the capacity before the last shrinks: the next grow goes there (traces.c) */
+  size_t quiet_removes; /* removes in a row that left a big table under its shrink threshold */
 } leak__trace_table;
+
+/* The slot where the probe for `key` starts.  Fibonacci hashing: the high bits of the key times
+ * 2^64/phi depend on every bit of the key, so aligned addresses spread; scaling them by the capacity
+ * (the high half of a 128-bit product) picks the slot and lets the capacity be any number, not a
+ * power of two.  Two multiplies, no shifts: it runs on every traced allocation and free, and for
+ * every trace a deletion shifts. */
+static inline size_t leak__traces_home_slot(uint64_t key, size_t capacity) {
+  uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  return (size_t)(((unsigned __int128)h * capacity) >> 64);
+}
+
+/* Asks the CPU to start fetching the slot where the probe for `key` will start, WITHOUT the lock, so
+ * that the cache miss of a big table overlaps with the stack walk that comes before the insert.
+ * The two fields are read racily (relaxed atomics): a stale pair gives a useless address, and a
+ * prefetch never faults, whatever the address. */
+static inline void leak__traces_prefetch(leak__trace_table *table, uint64_t key) {
+  leak__trace *slots = __atomic_load_n(&table->slots, __ATOMIC_RELAXED);
+  size_t capacity = __atomic_load_n(&table->capacity, __ATOMIC_RELAXED);
+  if (slots != NULL) __builtin_prefetch(&slots[leak__traces_home_slot(key, capacity)], 1);
+}
 
 /* Makes sure the table can take `count` traces without growing; LEAK_ENOMEM leaves it as it was. */
 int leak__traces_reserve(leak__trace_table *table, size_t count);

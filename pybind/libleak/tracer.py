@@ -12,9 +12,6 @@ Differences worth knowing:
 - Snapshots live in C: grouping, sorting, diffing and filtering a million traces takes
   milliseconds, and ``Snapshot.dump``/``load`` use libleak's own checked file format, never pickle
   (a damaged or hostile file raises ``libleak.FormatError``).
-- ``Traceback.total_nframe`` (Python 3.9+; 3.8's tracemalloc has none, and neither has libleak
-  there) is the stored depth, plus one when the stack was deeper than ``nframe`` (libleak never
-  walks the whole stack, so it is a lower bound).
 - ``nframe`` goes up to 1024.
 - ``get_object_traceback`` of an object reused from a freelist (lists, dicts, tuples, floats...)
   names the site of the reuse on Python 3.13+, as tracemalloc does, but the site of the first
@@ -202,8 +199,9 @@ def get_object_traceback(obj):
     raw = _libleak.tracer_object_traceback(obj)
     if raw is None:
         return None
-    frames, total_nframe = raw
-    return Traceback(frames, total_nframe) if _HAS_TOTAL_NFRAME else Traceback(frames)
+    frames, _depth = raw
+    # tracemalloc builds this Traceback from the frames alone: its total_nframe is None.
+    return Traceback(frames)
 
 
 def take_snapshot():
@@ -263,9 +261,9 @@ class Traceback(Sequence):
     """Frames from the oldest call to the most recent one, like tracemalloc's Traceback.
 
     ``frames`` is given most recent first (tracemalloc's raw order).  From Python 3.9 on,
-    ``total_nframe`` is the depth of the stack as the tracer knew it (see the module notes; None
-    for the tracebacks of statistics); on 3.8, as in its tracemalloc, there is no
-    ``total_nframe``.
+    ``total_nframe`` is the depth of the whole stack when the block was allocated, counted as
+    tracemalloc counts it, so ``total_nframe > len(traceback)`` says the traceback was cut (None for
+    the tracebacks of statistics); on 3.8, as in its tracemalloc, there is no ``total_nframe``.
 
     >>> tb = Traceback((("b.py", 2), ("a.py", 1)))
     >>> [str(frame) for frame in tb]

@@ -1,0 +1,107 @@
+/* The live-trace table (traces.c) against a plain array: puts, replacements, removes and lookups
+ * stay right through growth, shrinking and growing back to an earlier peak, with big sizes in the
+ * side list; a table drained in bulk is kept, one that stays nearly empty shrinks, and a build-up
+ * after a shrink regrows in one step. */
+#include "core/internal.h"
+#include "tracer/traces.h"
+#include "runner.h"
+
+#include <stdlib.h>
+
+enum { KEYS = 300000 };
+
+/* The reference: size and stack of key i + 1, present or not. */
+static uint64_t ref_size[KEYS];
+static uint32_t ref_stack[KEYS];
+static char ref_present[KEYS];
+
+/* Addresses as pymalloc hands them out: 16-byte aligned, in runs, in a few regions. */
+static uint64_t key_of(size_t i) {
+  return LEAK_TRACE_KEY(0, 0x7f0000000000ull + (i / 1000) * 0x100000ull + (i % 1000) * 48);
+}
+
+/* Every key against the reference, both ways: stored traces found with their size and stack, others
+ * not found, and the count agrees. */
+static int check_all(const leak__trace_table *table) {
+  size_t present = 0;
+  for (size_t i = 0; i < KEYS; i++) {
+    const leak__trace *trace = leak__traces_find(table, key_of(i));
+    if (!ref_present[i]) {
+      ASSERT(trace == NULL);
+      continue;
+    }
+    present++;
+    ASSERT(trace != NULL);
+    ASSERT_EQ(leak__traces_size(table, trace), ref_size[i]);
+    ASSERT_EQ(trace->stack, ref_stack[i]);
+  }
+  ASSERT_EQ(table->count, present);
+  return 0;
+}
+
+TEST(tracer_traces_table_matches_reference_through_cycles) {
+  leak__trace_table table = {0};
+  srand(7);
+  size_t peak_capacity = 0;
+  for (int cycle = 0; cycle < 4; cycle++) {
+    /* fill: most keys, a few replaced, some of them big */
+    int grows = 0;
+    size_t capacity = table.capacity;
+    for (size_t i = 0; i < KEYS; i++) {
+      if (rand() % 10 == 0) continue;
+      uint64_t size = rand() % 1000 == 0 ? (5ull << 32) + i : 16 + i % 4000;
+      uint64_t replaced = 12345;
+      int rc = leak__traces_put(&table, key_of(i), (uint32_t)(i * 3 + cycle), size, &replaced);
+      ASSERT_EQ(rc, ref_present[i] ? 1 : 0);
+      if (ref_present[i]) ASSERT_EQ(replaced, ref_size[i]);
+      ref_present[i] = 1, ref_size[i] = size, ref_stack[i] = (uint32_t)(i * 3 + cycle);
+      grows += table.capacity != capacity;
+      capacity = table.capacity;
+    }
+    /* the first build-up grows step by step; later ones go back to the earlier peak in one grow
+     * (perhaps one more, when this fill is a little bigger than the last) */
+    if (cycle == 0) {
+      ASSERT_GT(grows, 5);
+      peak_capacity = table.capacity;
+    } else {
+      ASSERT_LE(grows, 2);
+      ASSERT_GE(table.capacity, peak_capacity);
+    }
+    if (check_all(&table)) return 1;
+    /* drain in bulk, except a few */
+    for (size_t i = 0; i < KEYS; i++) {
+      if (i % 997 == 0 || !ref_present[i]) continue;
+      uint64_t size = 0;
+      uint32_t stack = 0;
+      ASSERT_EQ(leak__traces_remove(&table, key_of(i), &size, &stack), 1);
+      ASSERT_EQ(size, ref_size[i]);
+      ASSERT_EQ(stack, ref_stack[i]);
+      ASSERT_EQ(leak__traces_remove(&table, key_of(i), NULL, NULL), 0);
+      ref_present[i] = 0;
+    }
+    /* drained in bulk: the table is kept for the next build-up */
+    ASSERT_EQ(table.capacity, capacity);
+    if (check_all(&table)) return 1;
+    /* staying nearly empty through churn: it shrinks */
+    for (size_t n = 0; n < capacity; n++) {
+      ASSERT_EQ(leak__traces_put(&table, key_of(0) + 16, 9, 32, NULL), 0);
+      ASSERT_EQ(leak__traces_remove(&table, key_of(0) + 16, NULL, NULL), 1);
+    }
+    ASSERT_LT(table.capacity, peak_capacity / 8);
+    if (check_all(&table)) return 1;
+  }
+  leak__traces_reset(&table);
+  ASSERT_EQ(table.capacity, 0);
+  ASSERT(leak__traces_find(&table, key_of(1)) == NULL);
+  return 0;
+}
+
+TEST(tracer_traces_table_grows_from_empty_and_keeps_memory_small) {
+  leak__trace_table table = {0};
+  for (size_t i = 0; i < 100000; i++) ASSERT_EQ(leak__traces_put(&table, key_of(i), 1, 64, NULL), 0);
+  ASSERT_EQ(table.count, 100000);
+  /* 16-byte slots, at least 53% full after a grow: at most ~30 bytes per trace */
+  ASSERT_LE(leak__traces_memory(&table), (size_t)100000 * 31);
+  leak__traces_reset(&table);
+  return 0;
+}
