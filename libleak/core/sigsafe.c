@@ -105,19 +105,27 @@ static void put_escaped(leak__sigsafe_out *out, uint32_t ch) {
 }
 
 /* The str is read through its struct, because every accessor of the C API may assert or (for old
- * strings that are not "ready") compute; the fields used here mean the same on 3.8 - 3.13.  A string
- * whose data is missing or whose kind is unknown prints nothing rather than risking a bad read. */
-void leak__sigsafe_unicode(leak__sigsafe_out *out, PyObject *text) {
-  if (text == NULL || !PyUnicode_Check(text)) return;
+ * strings that are not "ready") compute; the fields used here mean the same on 3.8 - 3.13. */
+const void *leak__sigsafe_unicode_data(PyObject *text, unsigned *kind, Py_ssize_t *length) {
   PyASCIIObject *ascii = (PyASCIIObject *)text;
   const void *data;
   if (ascii->state.compact)
     data = ascii->state.ascii ? (const void *)(ascii + 1) : (const void *)((PyCompactUnicodeObject *)text + 1);
   else
     data = ((PyUnicodeObject *)text)->data.any;
-  unsigned kind = ascii->state.kind;
-  if (data == NULL || (kind != 1 && kind != 2 && kind != 4)) return;
-  Py_ssize_t length = ascii->length;
+  *kind = ascii->state.kind;
+  *length = ascii->length;
+  return (*kind == 1 || *kind == 2 || *kind == 4) ? data : NULL;
+}
+
+/* A string whose data is missing or whose kind is unknown prints nothing rather than risking a bad
+ * read. */
+void leak__sigsafe_unicode(leak__sigsafe_out *out, PyObject *text) {
+  if (text == NULL || !PyUnicode_Check(text)) return;
+  unsigned kind;
+  Py_ssize_t length;
+  const void *data = leak__sigsafe_unicode_data(text, &kind, &length);
+  if (data == NULL) return;
   int truncated = length > LEAK_SIGSAFE_MAX_STRING;
   if (truncated) length = LEAK_SIGSAFE_MAX_STRING;
   for (Py_ssize_t i = 0; i < length; i++) {

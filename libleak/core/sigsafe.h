@@ -50,4 +50,9 @@ void leak__sigsafe_hex(leak__sigsafe_out *out, unsigned long long value, int wid
  * by "...".  Prints nothing for objects that are not str or whose data is not there. */
 void leak__sigsafe_unicode(leak__sigsafe_out *out, PyObject *text);
 
+/* The characters of a str object (`text` must be one), read through its struct without calling the
+ * C API: the data, its kind (1, 2 or 4 bytes a character) in *kind and its length in *length; NULL
+ * when the data is missing or the kind unknown.  Async-signal-safe. */
+const void *leak__sigsafe_unicode_data(PyObject *text, unsigned *kind, Py_ssize_t *length);
+
 #endif

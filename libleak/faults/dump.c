@@ -205,19 +205,6 @@ int leak__dump_all_threads(leak__sigsafe_out *out, PyInterpreterState *interp, P
   return leak__sigsafe_flush(out);
 }
 
-/* The text of a str, read through its struct as core/sigsafe.c does (the accessors may assert or
- * compute); NULL when the data is missing.  Sets *kind and *length. */
-static const void *unicode_data(PyObject *text, unsigned *kind, Py_ssize_t *length) {
-  PyASCIIObject *ascii = (PyASCIIObject *)text;
-  const void *data;
-  if (ascii->state.compact)
-    data = ascii->state.ascii ? (const void *)(ascii + 1) : (const void *)((PyCompactUnicodeObject *)text + 1);
-  else
-    data = ((PyUnicodeObject *)text)->data.any;
-  *kind = ascii->state.kind;
-  *length = ascii->length;
-  return (*kind == 1 || *kind == 2 || *kind == 4) ? data : NULL;
-}
 
 /* The character at `i` of text of that kind. */
 static uint32_t unicode_char(const void *data, unsigned kind, Py_ssize_t i) {
@@ -229,8 +216,8 @@ static uint32_t unicode_char(const void *data, unsigned kind, Py_ssize_t i) {
 static int unicode_equal(PyObject *a, PyObject *b) {
   unsigned kind_a, kind_b;
   Py_ssize_t length_a, length_b;
-  const void *data_a = unicode_data(a, &kind_a, &length_a);
-  const void *data_b = unicode_data(b, &kind_b, &length_b);
+  const void *data_a = leak__sigsafe_unicode_data(a, &kind_a, &length_a);
+  const void *data_b = leak__sigsafe_unicode_data(b, &kind_b, &length_b);
   if (data_a == NULL || data_b == NULL || length_a != length_b) return 0;
   for (Py_ssize_t i = 0; i < length_a; i++)
     if (unicode_char(data_a, kind_a, i) != unicode_char(data_b, kind_b, i)) return 0;
@@ -241,7 +228,7 @@ static int unicode_equal(PyObject *a, PyObject *b) {
 static int unicode_equal_ascii(PyObject *a, const char *b) {
   unsigned kind;
   Py_ssize_t length;
-  const void *data = unicode_data(a, &kind, &length);
+  const void *data = leak__sigsafe_unicode_data(a, &kind, &length);
   if (data == NULL) return 0;
   Py_ssize_t i = 0;
   for (; i < length && b[i] != '\0'; i++)
