@@ -254,6 +254,208 @@ uintptr_t leak__object_block_address(PyObject *obj) {
 #endif
 }
 
+/* ---- Added for the heap walker: the gc's lists, threads' frames, sizes as sys.getsizeof ------ */
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* Exported by libpython on every version, but declared only in an internal header from 3.13. */
+extern Py_ssize_t _PyDict_SizeOf(PyDictObject *);
+#endif
+
+/* The gc's state: in the runtime before 3.9, per interpreter after. */
+static struct _gc_runtime_state *gc_state(PyInterpreterState *interp) {
+#if PY_VERSION_HEX >= 0x03090000
+  return &interp->gc;
+#else
+  (void)interp;
+  return &_PyRuntime.gc;
+#endif
+}
+
+/* Every generation's list is a ring of PyGC_Head linked by _gc_next (a plain pointer outside a
+ * collection, which is why the walker refuses to run during one); the object follows its header. */
+int leak__frames_gc_each(PyInterpreterState *interp, int permanent, leak__gc_object_fn fn, void *arg) {
+  struct _gc_runtime_state *gc = gc_state(interp);
+  for (int g = 0; g < NUM_GENERATIONS + (permanent != 0); g++) {
+    PyGC_Head *head = g < NUM_GENERATIONS ? &gc->generations[g].head : &gc->permanent_generation.head;
+    for (PyGC_Head *node = (PyGC_Head *)head->_gc_next; node != head; node = (PyGC_Head *)node->_gc_next) {
+      int rc = fn((PyObject *)(node + 1), arg);
+      if (rc != 0) return rc;
+    }
+  }
+  return 0;
+}
+
+int leak__frames_gc_is_tracked(PyObject *obj) { return PyObject_IS_GC(obj) && _PyObject_GC_IS_TRACKED(obj); }
+
+/* sys.getsizeof adds the GC header to __sizeof__ (per object, through tp_is_gc, up to 3.10) and the
+ * whole pre-header (per type: GC header, managed dict and weakref pointers) from 3.11 on. */
+size_t leak__frames_sizeof_header(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030B0000
+  return _PyType_PreHeaderSize(Py_TYPE(obj));
+#else
+  return PyObject_IS_GC(obj) ? sizeof(PyGC_Head) : 0;
+#endif
+}
+
+/* int.__sizeof__: the digits array holds at least one digit from 3.11 on (and the digit count moved
+ * into lv_tag in 3.12). */
+size_t leak__frames_int_sizeof(PyObject *obj) {
+  size_t basic = (size_t)Py_TYPE(obj)->tp_basicsize;
+#if PY_VERSION_HEX >= 0x030C0000
+  size_t digits = (size_t)(((PyLongObject *)obj)->long_value.lv_tag >> _PyLong_NON_SIZE_BITS);
+  (void)basic;
+  return offsetof(PyLongObject, long_value.ob_digit) + sizeof(digit) * (digits ? digits : 1);
+#elif PY_VERSION_HEX >= 0x030B0000
+  size_t digits = (size_t)Py_ABS(Py_SIZE(obj));
+  (void)basic;
+  return offsetof(PyLongObject, ob_digit) + sizeof(digit) * (digits ? digits : 1);
+#else
+  (void)basic;
+  return offsetof(PyLongObject, ob_digit) + sizeof(digit) * (size_t)Py_ABS(Py_SIZE(obj));
+#endif
+}
+
+/* str.__sizeof__: the compact layouts keep the characters after the header; other strs (str
+ * subclasses) point to a block of their own; a UTF-8 copy and, before 3.12, a wchar_t copy count
+ * when they are blocks of their own. */
+size_t leak__frames_str_sizeof(PyObject *obj) {
+  PyASCIIObject *ascii = (PyASCIIObject *)obj;
+  size_t length = (size_t)ascii->length, kind = ascii->state.kind, size;
+  if (ascii->state.compact && ascii->state.ascii) {
+    size = sizeof(PyASCIIObject) + length + 1;
+  } else if (ascii->state.compact) {
+    size = sizeof(PyCompactUnicodeObject) + (length + 1) * kind;
+  } else {
+    size = sizeof(PyUnicodeObject);
+    if (((PyUnicodeObject *)obj)->data.any != NULL) size += (length + 1) * kind;
+  }
+  if (!(ascii->state.compact && ascii->state.ascii)) {
+    PyCompactUnicodeObject *compact = (PyCompactUnicodeObject *)obj;
+    const void *data = ascii->state.compact ? (const void *)(compact + 1) : ((PyUnicodeObject *)obj)->data.any;
+    if (compact->utf8 != NULL && (const void *)compact->utf8 != data) size += (size_t)compact->utf8_length + 1;
+  }
+#if PY_VERSION_HEX < 0x030C0000
+  if (ascii->wstr != NULL) {
+    const void *data = ascii->state.compact ? (ascii->state.ascii ? (const void *)(ascii + 1)
+                                                                   : (const void *)((PyCompactUnicodeObject *)obj + 1))
+                                            : ((PyUnicodeObject *)obj)->data.any;
+    if ((const void *)ascii->wstr != data) {
+      size_t wlength = ascii->state.ascii ? length : (size_t)((PyCompactUnicodeObject *)obj)->wstr_length;
+      size += (wlength + 1) * sizeof(wchar_t);
+    }
+  }
+#endif
+  return size;
+}
+
+/* dict.__sizeof__ is an exported function on every version; it reads the keys and values tables
+ * only. */
+size_t leak__frames_dict_sizeof(PyObject *obj) { return (size_t)_PyDict_SizeOf((PyDictObject *)obj); }
+
+#if PY_VERSION_HEX >= 0x030B0000
+#include <internal/pycore_dict.h>
+
+/* 3.11+: tables are "general" (any keys, both reported) or "unicode" (str keys only, values
+ * reported), and split tables are always unicode. */
+int leak__frames_dict_hides_keys(PyObject *dict) { return DK_IS_UNICODE(((PyDictObject *)dict)->ma_keys); }
+
+int leak__frames_prepare_heap_walk(void) { return 0; }
+
+#else
+
+/* 3.8 - 3.10: the keys object is private (Objects/dict-common.h); its first fields are a reference
+ * count, a size and the lookup function, and dict_traverse reports keys only when that function is
+ * the general one (lookdict), which is static: it is learnt from a dict with an int key. */
+typedef struct keys_prefix {
+  Py_ssize_t dk_refcnt;
+  Py_ssize_t dk_size;
+  void *dk_lookup;
+} keys_prefix;
+
+static void *general_lookup; /* set once, by leak__frames_prepare_heap_walk */
+
+int leak__frames_dict_hides_keys(PyObject *dict) {
+  return ((keys_prefix *)((PyDictObject *)dict)->ma_keys)->dk_lookup != general_lookup;
+}
+
+int leak__frames_prepare_heap_walk(void) {
+  if (general_lookup != NULL) return 0;
+  PyObject *dict = PyDict_New();
+  if (dict == NULL || PyDict_SetItem(dict, Py_None, Py_None) < 0) {
+    Py_XDECREF(dict);
+    PyErr_Clear();
+    return LEAK_EPYTHON;
+  }
+  general_lookup = ((keys_prefix *)((PyDictObject *)dict)->ma_keys)->dk_lookup;
+  Py_DECREF(dict);
+  return 0;
+}
+
+#endif
+
+/* From 3.11 on a running frame is a struct on the thread's frame stack, not an object: the gc never
+ * sees the references it holds unless a generator or a frame object owns it.  _PyFrame_Traverse
+ * lists them: the frame object, f_locals, the function, the code, and the locals and value stack.
+ * Before 3.11 frames are objects and the thread state holds the innermost one. */
+int leak__frames_visit_refs(PyThreadState *tstate, leak__frame_ref_fn fn, void *arg) {
+  if (tstate == NULL) return 0;
+#if PY_VERSION_HEX >= 0x030B0000
+  for (raw_frame *frame = innermost_frame(tstate); frame != NULL; frame = older_frame(frame)) {
+    if (frame->owner != FRAME_OWNED_BY_THREAD) continue;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *code = frame->f_executable, *func = frame->f_funcobj;
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyObject *code = (PyObject *)frame->f_code, *func = frame->f_funcobj;
+#else
+    PyObject *code = (PyObject *)frame->f_code, *func = (PyObject *)frame->f_func;
+#endif
+    leak__frame_ref ref = {frame, code, LEAK__FRAME_SLOT_FRAME_OBJECT};
+    int rc = 0;
+#define VISIT_SLOT(object, slot_id)                           \
+  if ((object) != NULL) {                                     \
+    ref.slot = (slot_id);                                     \
+    if ((rc = fn(arg, tstate, &ref, (PyObject *)(object))) != 0) return rc; \
+  }
+    VISIT_SLOT(frame->frame_obj, LEAK__FRAME_SLOT_FRAME_OBJECT);
+    VISIT_SLOT(frame->f_locals, LEAK__FRAME_SLOT_LOCALS_DICT);
+    VISIT_SLOT(func, LEAK__FRAME_SLOT_FUNCTION);
+    VISIT_SLOT(code, LEAK__FRAME_SLOT_CODE);
+    /* A frame that is executing (every frame of a running thread, unless it is calling a Python
+     * function) keeps no valid stack top (stacktop is -1): its named locals are valid, what lies
+     * past them may be stale. */
+    int slots = frame->stacktop;
+    if (slots < 0) slots = code != NULL && PyCode_Check(code) ? ((PyCodeObject *)code)->co_nlocalsplus : 0;
+    for (int i = 0; i < slots; i++) VISIT_SLOT(frame->localsplus[i], i);
+#undef VISIT_SLOT
+  }
+  return 0;
+#else
+  raw_frame *frame = innermost_frame(tstate);
+  if (frame == NULL) return 0;
+  leak__frame_ref ref = {frame, (PyObject *)frame->f_code, LEAK__FRAME_SLOT_FRAME_OBJECT};
+  return fn(arg, tstate, &ref, (PyObject *)frame);
+#endif
+}
+
+/* The name of local slot `slot` of `code` (a borrowed str), or NULL past the named locals (the
+ * value stack). */
+PyObject *leak__frames_local_name(PyObject *code, int slot) {
+  if (code == NULL || !PyCode_Check(code) || slot < 0) return NULL;
+  PyCodeObject *co = (PyCodeObject *)code;
+#if PY_VERSION_HEX >= 0x030B0000
+  PyObject *names = co->co_localsplusnames;
+#else
+  /* 3.8 - 3.10: fast locals, then cell and free variables, in that order. */
+  Py_ssize_t nlocals = PyTuple_GET_SIZE(co->co_varnames), ncells = PyTuple_GET_SIZE(co->co_cellvars);
+  if (slot < nlocals) return PyTuple_GET_ITEM(co->co_varnames, slot);
+  if (slot < nlocals + ncells) return PyTuple_GET_ITEM(co->co_cellvars, slot - nlocals);
+  PyObject *names = co->co_freevars;
+  slot -= (int)(nlocals + ncells);
+#endif
+  if (names == NULL || slot >= PyTuple_GET_SIZE(names)) return NULL;
+  return PyTuple_GET_ITEM(names, slot);
+}
+
 /* ---- Line tables --------------------------------------------------------------------------- */
 
 /* Unlike the readers above, building a table runs outside hot paths (when a snapshot is taken, the

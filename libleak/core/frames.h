@@ -124,4 +124,69 @@ int leak__line_table_lookup(const leak__line_table *table, int32_t lasti);
 /* Frees a table from leak__line_table_new; NULL is accepted. */
 void leak__line_table_free(leak__line_table *table);
 
+/* ---- Added for the heap walker (heap/walk.c) ------------------------------------------------
+ *
+ * The gc's object lists, the references running frames hold, and what sys.getsizeof computes for
+ * the builtin types whose layout changed between versions.  None of these allocates or runs Python
+ * code; all need the GIL held. */
+
+/* Called for each object the gc tracks; nonzero stops the walk and is returned. */
+typedef int (*leak__gc_object_fn)(PyObject *obj, void *arg);
+
+/* Calls `fn` for every object in every generation of `interp`'s gc, and in the permanent one
+ * (gc.freeze()) when `permanent` is nonzero.  `fn` must not create, free, track or untrack gc
+ * objects; must not run while the gc collects. */
+int leak__frames_gc_each(PyInterpreterState *interp, int permanent, leak__gc_object_fn fn, void *arg);
+
+/* True when the gc tracks `obj` (false for objects of non-gc types, and for static types). */
+int leak__frames_gc_is_tracked(PyObject *obj);
+
+/* What sys.getsizeof adds to obj.__sizeof__(): the GC header (and from 3.12 the pre-header). */
+size_t leak__frames_sizeof_header(PyObject *obj);
+
+/* __sizeof__ of an int, a str and a dict (or of a subclass that does not override it). */
+size_t leak__frames_int_sizeof(PyObject *obj);
+size_t leak__frames_str_sizeof(PyObject *obj);
+size_t leak__frames_dict_sizeof(PyObject *obj);
+
+/* True when tp_traverse of `dict` (a dict or a subclass) reports its values but not its keys, as
+ * dict_traverse does for tables of str keys (a str cannot be part of a cycle): the walker then
+ * visits the keys itself, so a str only a dict holds is still found.  Call
+ * leak__frames_prepare_heap_walk once before. */
+int leak__frames_dict_hides_keys(PyObject *dict);
+
+/* Learns what leak__frames_dict_hides_keys needs (before 3.11: the general lookup function, from a
+ * small dict made and freed here, the first time only).  Call with the GIL held, outside a walk.
+ * 0 or LEAK_EPYTHON (no exception left set). */
+int leak__frames_prepare_heap_walk(void);
+
+/* Where in a running frame a reference sits: a local or value-stack slot (>= 0), or one of these. */
+enum {
+  LEAK__FRAME_SLOT_FRAME_OBJECT = -1, /* the frame object (before 3.11: the innermost frame itself) */
+  LEAK__FRAME_SLOT_LOCALS_DICT = -2,  /* f_locals (module and class bodies, exec) */
+  LEAK__FRAME_SLOT_FUNCTION = -3,
+  LEAK__FRAME_SLOT_CODE = -4,
+};
+
+/* One reference held by a running frame.  `frame` identifies the frame (opaque); `code` is its code
+ * object (borrowed); `slot` says where the reference sits. */
+typedef struct leak__frame_ref {
+  const void *frame;
+  PyObject *code;
+  int slot;
+} leak__frame_ref;
+
+/* Called for each reference a running frame holds; nonzero stops the visit and is returned. */
+typedef int (*leak__frame_ref_fn)(void *arg, PyThreadState *tstate, const leak__frame_ref *ref,
+                                  PyObject *referent);
+
+/* Visits the references that `tstate`'s running frames hold and that no gc object reports: from
+ * 3.11 on, every frame the thread owns (frames of generators and frame objects are reported by
+ * their owners' tp_traverse); before 3.11, the innermost frame object (older ones hang from it). */
+int leak__frames_visit_refs(PyThreadState *tstate, leak__frame_ref_fn fn, void *arg);
+
+/* The name (a borrowed str) of local slot `slot` of code object `code`, or NULL when the slot is
+ * not a named local (the value stack) or `code` is not a code object. */
+PyObject *leak__frames_local_name(PyObject *code, int slot);
+
 #endif

@@ -21,4 +21,10 @@ static inline PyObject *leak__py_newref(PyObject *o) {
 #define PyThreadState_GetInterpreter(ts) ((ts)->interp)
 #endif
 
+#if PY_VERSION_HEX >= 0x030D0000
+/* sys.getsizeof's C function: exported by libpython on every version, declared in a public header
+ * until 3.12 only. */
+extern size_t _PySys_GetSizeOf(PyObject *);
+#endif
+
 #endif
