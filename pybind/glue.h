@@ -32,4 +32,7 @@ extern const leak__py_area leak__py_tracer_area;
  * (pybind/extbuffers.c). */
 extern const leak__py_area leak__py_extbuffers_area;
 
+/* The heap area: censuses, and objects picked out of the heap (pybind/heap.c). */
+extern const leak__py_area leak__py_heap_area;
+
 #endif

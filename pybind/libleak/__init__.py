@@ -4,6 +4,8 @@ The everyday names live here; each capability has its own module:
 
 - ``libleak.faults``: faulthandler's stack dumps, plus scoped watchdogs.
 - ``libleak.tracer``: tracemalloc's allocation tracing and snapshots, cheap enough to leave on.
+- ``libleak.heap``: live objects per type (``census``), their growth, and ``leak_check``.
+- ``libleak.objgraph``: objgraph's functions, counted in C.
 
 Example::
 
@@ -13,6 +15,7 @@ Example::
 
 from libleak._libleak import __version__
 from libleak.errors import Error, FormatError
+from libleak.heap import census, leak_check
 from libleak.tracer import take_snapshot
 
-__all__ = ["Error", "FormatError", "take_snapshot", "__version__"]
+__all__ = ["Error", "FormatError", "census", "leak_check", "take_snapshot", "__version__"]

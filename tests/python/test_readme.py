@@ -105,6 +105,7 @@ def test_c_snippet_compiles_and_runs(clone, tmp_path):
     result = subprocess.run([exe], cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=60)
     assert result.returncode == 0, result.stdout.decode()
     assert "most recent call first" in result.stdout.decode()
+    assert re.search(r"^dict +\d+ +\+1000 ", result.stdout.decode(), re.M), result.stdout.decode()
 
 
 def test_faults_tests_pass_from_the_copy(clone):
