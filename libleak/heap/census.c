@@ -1,15 +1,13 @@
 /* The census: live objects counted per type, and the comparison of two censuses.  Read
  * include/libleak/heap.h for the contract and heap/walk.h for the walk it stands on.
  *
- * Sizes are sys.getsizeof's: __sizeof__ plus the GC header (and the pre-header from 3.12).  For the
- * builtins whose __sizeof__ C can compute (object's formula, list, dict, set, frozenset, str, int,
- * bytearray, and subclasses that do not override it) the walk computes it.  Any other __sizeof__
- * (type, code, frame, deque, NumPy's arrays, a user's) is Python code or could be: those objects are
- * held (a strong reference, which allocates nothing) and asked after the walk, when running code is
- * safe again. */
+ * Sizes are sys.getsizeof's (heap/sizes.h).  Objects whose __sizeof__ may be Python code are held
+ * (a strong reference, which allocates nothing) and asked after the walk, when running code is safe
+ * again. */
 #include "core/internal.h"
 #include "heap/census.h"
 #include "heap/walk.h"
+#include "heap/sizes.h"
 #include "core/idset.h"
 
 #include <errno.h>
@@ -17,19 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-typedef enum sizer {
-  SIZER_UNKNOWN = 0, /* not looked up yet */
-  SIZER_OBJECT,      /* object.__sizeof__: basic size plus items */
-  SIZER_LIST,
-  SIZER_DICT,
-  SIZER_SET,
-  SIZER_STR,
-  SIZER_INT,
-  SIZER_BYTEARRAY,
-  SIZER_DEFERRED, /* any other __sizeof__: asked after the walk */
-  SIZER_COUNT_
-} sizer;
 
 typedef struct census_type {
   uintptr_t type;           /* identity only: the census holds no reference to the type */
@@ -54,9 +39,7 @@ struct leak_census {
 /* State of one take. */
 typedef struct take_context {
   leak_census *census;
-  PyObject *sizeof_name;             /* "__sizeof__", interned */
-  PyObject *builtin_sizeof[SIZER_COUNT_]; /* each builtin's own __sizeof__ descriptor (borrowed) */
-  PyObject *frozenset_sizeof;
+  leak__sizes sizes;
   PyObject **deferred; /* objects whose size is asked after the walk (strong references) */
   uint32_t *deferred_row;
   size_t ndeferred, deferred_capacity;
@@ -93,42 +76,6 @@ static int row_of(leak_census *c, uintptr_t type, uint32_t *row) {
   leak__idset_put(&c->type_index, slot, hash, *row);
   c->ntypes++;
   return 0;
-}
-
-/* Which sizer a type's __sizeof__ calls for: the builtin descriptor it resolves to, or deferred.
- * _PyType_Lookup reads the type's MRO dicts with a str key: no allocation, no code. */
-static uint8_t choose_sizer(take_context *ctx, PyTypeObject *type) {
-  PyObject *method = _PyType_Lookup(type, ctx->sizeof_name);
-  if (method == NULL) return SIZER_OBJECT;
-  if (method == ctx->frozenset_sizeof) return SIZER_SET;
-  for (int s = SIZER_OBJECT; s < SIZER_DEFERRED; s++)
-    if (method == ctx->builtin_sizeof[s]) return (uint8_t)s;
-  return SIZER_DEFERRED;
-}
-
-/* __sizeof__ for the sizers computed during the walk. */
-static size_t builtin_size(uint8_t sizer, PyObject *obj) {
-  PyTypeObject *type = Py_TYPE(obj);
-  size_t basic = (size_t)type->tp_basicsize;
-  switch (sizer) {
-    case SIZER_LIST:
-      return basic + (size_t)((PyListObject *)obj)->allocated * sizeof(PyObject *);
-    case SIZER_DICT:
-      return leak__frames_dict_sizeof(obj);
-    case SIZER_SET: {
-      PySetObject *set = (PySetObject *)obj;
-      return basic + (set->table != set->smalltable ? (size_t)(set->mask + 1) * sizeof(setentry) : 0);
-    }
-    case SIZER_STR:
-      return leak__frames_str_sizeof(obj);
-    case SIZER_INT:
-      return leak__frames_int_sizeof(obj);
-    case SIZER_BYTEARRAY:
-      return basic + (size_t)((PyByteArrayObject *)obj)->ob_alloc;
-    default: /* object.__sizeof__ */
-      if (type->tp_itemsize > 0) basic += (size_t)Py_SIZE(obj) * (size_t)type->tp_itemsize;
-      return basic;
-  }
 }
 
 static int defer(take_context *ctx, PyObject *obj, uint32_t row) {
@@ -177,16 +124,16 @@ static int count_object(void *arg, PyObject *obj, int tracked) {
     ctx->last_row = row;
   }
   census_type *t = &c->types[row];
-  if (t->sizer == SIZER_UNKNOWN) {
-    t->sizer = choose_sizer(ctx, (PyTypeObject *)type);
+  if (t->sizer == LEAK__SIZE_UNKNOWN) {
+    t->sizer = leak__sizes_kind(&ctx->sizes, (PyTypeObject *)type);
     t->header = (uint32_t)leak__frames_sizeof_header(obj);
   }
   t->count++;
-  if (t->sizer == SIZER_DEFERRED) {
+  if (t->sizer == LEAK__SIZE_DEFERRED) {
     int rc = defer(ctx, obj, row);
     if (rc < 0) return rc;
   } else {
-    t->size += builtin_size(t->sizer, obj) + t->header;
+    t->size += leak__sizes_of(t->sizer, obj) + t->header;
   }
   return c->keep_addresses ? remember_address(c, obj, row) : 0;
 }
@@ -261,17 +208,11 @@ static int name_row(census_type *t, PyObject *module_key) {
 }
 
 /* Sizes of the deferred objects, through sys.getsizeof's own function (so a user __sizeof__ and
- * errors behave as sys.getsizeof's do; an error falls back to object's formula).  Runs Python code,
- * so it comes after everything that reads type pointers. */
+ * errors behave as sys.getsizeof's do).  Runs Python code, so it comes after everything that reads
+ * type pointers. */
 static void size_deferred(take_context *ctx) {
   for (size_t i = 0; i < ctx->ndeferred; i++) {
-    PyObject *obj = ctx->deferred[i];
-    size_t size = _PySys_GetSizeOf(obj);
-    if (size == (size_t)-1) {
-      PyErr_Clear();
-      size = builtin_size(SIZER_OBJECT, obj) + leak__frames_sizeof_header(obj);
-    }
-    ctx->census->types[ctx->deferred_row[i]].size += size;
+    ctx->census->types[ctx->deferred_row[i]].size += leak__sizes_deferred(ctx->deferred[i], 1);
   }
 }
 
@@ -281,21 +222,6 @@ static void release_deferred(take_context *ctx) {
   leak__free(ctx->deferred_row);
   ctx->deferred = NULL;
   ctx->ndeferred = 0;
-}
-
-/* The builtins' own __sizeof__ descriptors, to recognise them (and inheritors) by identity. */
-static void find_builtin_sizeofs(take_context *ctx) {
-  static const struct {
-    uint8_t sizer;
-    PyTypeObject *type;
-  } builtins[] = {
-      {SIZER_OBJECT, &PyBaseObject_Type}, {SIZER_LIST, &PyList_Type},   {SIZER_DICT, &PyDict_Type},
-      {SIZER_SET, &PySet_Type},           {SIZER_STR, &PyUnicode_Type}, {SIZER_INT, &PyLong_Type},
-      {SIZER_BYTEARRAY, &PyByteArray_Type},
-  };
-  for (size_t i = 0; i < LEAK_ARRAY_SIZE(builtins); i++)
-    ctx->builtin_sizeof[builtins[i].sizer] = _PyType_Lookup(builtins[i].type, ctx->sizeof_name);
-  ctx->frozenset_sizeof = _PyType_Lookup(&PyFrozenSet_Type, ctx->sizeof_name);
 }
 
 /* Every object, or (tracked_only) exactly what gc.get_objects() returns. */
@@ -315,11 +241,10 @@ int leak_census_take(const leak_census_options *options, leak_census **out) {
     if (result == NULL) return LEAK_EPYTHON;
     Py_DECREF(result);
   }
-  PyObject *sizeof_name = PyUnicode_InternFromString("__sizeof__");
+  take_context ctx = {.census = NULL};
   PyObject *module_key = PyUnicode_InternFromString("__module__");
   leak_census *c = leak__calloc(1, sizeof(*c));
-  if (sizeof_name == NULL || module_key == NULL || c == NULL) {
-    Py_XDECREF(sizeof_name);
+  if (module_key == NULL || c == NULL || leak__sizes_init(&ctx.sizes) < 0) {
     Py_XDECREF(module_key);
     leak__free(c);
     PyErr_Clear();
@@ -327,8 +252,7 @@ int leak_census_take(const leak_census_options *options, leak_census **out) {
   }
   c->keep_addresses = options->keep_addresses;
   c->tracked_only = options->tracked_only;
-  take_context ctx = {.census = c, .sizeof_name = sizeof_name, .last_type = 0};
-  find_builtin_sizeofs(&ctx);
+  ctx.census = c;
 
   leak__heap_walk walk = {0};
   int rc = 0;
@@ -342,7 +266,7 @@ int leak_census_take(const leak_census_options *options, leak_census **out) {
   for (size_t i = 0; rc == 0 && i < c->ntypes; i++) rc = name_row(&c->types[i], module_key);
   if (rc == 0) size_deferred(&ctx);
   release_deferred(&ctx);
-  Py_DECREF(sizeof_name);
+  leak__sizes_fini(&ctx.sizes);
   Py_DECREF(module_key);
   if (rc != 0) {
     leak_census_free(c);
