@@ -35,4 +35,7 @@ extern const leak__py_area leak__py_extbuffers_area;
 /* The heap area: censuses, and objects picked out of the heap (pybind/heap.c). */
 extern const leak__py_area leak__py_heap_area;
 
+/* The refs area: why objects are alive (pybind/refs.c). */
+extern const leak__py_area leak__py_refs_area;
+
 #endif

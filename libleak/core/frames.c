@@ -223,6 +223,8 @@ PyObject *leak__frames_sys_modules(PyInterpreterState *interp) {
 
 PyObject *leak__frames_sys_dict(PyInterpreterState *interp) { return interp->sysdict; }
 
+PyObject *leak__frames_builtins_dict(PyInterpreterState *interp) { return interp->builtins; }
+
 /* The set's hash table, slot by slot (the layout of PySetObject is the same on 3.8 - 3.13): empty
  * slots have no key, deleted ones a dummy key that is not a str, which the caller skips. */
 int leak__frames_set_next(PyObject *set, Py_ssize_t *pos, PyObject **item) {
@@ -409,7 +411,9 @@ int leak__frames_visit_refs(PyThreadState *tstate, leak__frame_ref_fn fn, void *
 #else
     PyObject *code = (PyObject *)frame->f_code, *func = (PyObject *)frame->f_func;
 #endif
-    leak__frame_ref ref = {frame, code, LEAK__FRAME_SLOT_FRAME_OBJECT};
+    leak__frame described = {NULL, -1};
+    describe_frame(frame, &described);
+    leak__frame_ref ref = {frame, code, LEAK__FRAME_SLOT_FRAME_OBJECT, described.lasti};
     int rc = 0;
 #define VISIT_SLOT(object, slot_id)                           \
   if ((object) != NULL) {                                     \
@@ -430,11 +434,155 @@ int leak__frames_visit_refs(PyThreadState *tstate, leak__frame_ref_fn fn, void *
   }
   return 0;
 #else
-  raw_frame *frame = innermost_frame(tstate);
-  if (frame == NULL) return 0;
-  leak__frame_ref ref = {frame, (PyObject *)frame->f_code, LEAK__FRAME_SLOT_FRAME_OBJECT};
-  return fn(arg, tstate, &ref, (PyObject *)frame);
+  for (raw_frame *frame = innermost_frame(tstate); frame != NULL; frame = older_frame(frame)) {
+    leak__frame described = {NULL, -1};
+    describe_frame(frame, &described);
+    leak__frame_ref ref = {frame, (PyObject *)frame->f_code, LEAK__FRAME_SLOT_FRAME_OBJECT, described.lasti};
+    int rc = fn(arg, tstate, &ref, (PyObject *)frame);
+    if (rc != 0) return rc;
+  }
+  return 0;
 #endif
+}
+
+/* Searches a dict (borrowed) for the str key whose value is `value`. */
+static PyObject *key_of_value(PyObject *dict, PyObject *value) {
+  if (dict == NULL || !PyDict_Check(dict)) return NULL;
+  Py_ssize_t pos = 0;
+  PyObject *key, *item;
+  while (PyDict_Next(dict, &pos, &key, &item))
+    if (item == value && PyUnicode_Check(key)) return key;
+  return NULL;
+}
+
+PyObject *leak__frames_attribute_name(PyObject *obj, PyObject *value) {
+#if PY_VERSION_HEX >= 0x030B0000
+  PyTypeObject *type = Py_TYPE(obj);
+  if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+    PyDictValues *values = NULL;
+    PyObject *dict = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    if ((type->tp_flags & Py_TPFLAGS_INLINE_VALUES) && _PyObject_InlineValues(obj)->valid)
+      values = _PyObject_InlineValues(obj);
+    dict = (PyObject *)_PyObject_GetManagedDict(obj);
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    if (_PyDictOrValues_IsValues(dorv))
+      values = _PyDictOrValues_GetValues(dorv);
+    else
+      dict = _PyDictOrValues_GetDict(dorv);
+#else
+    values = *_PyObject_ValuesPointer(obj);
+    dict = *_PyObject_ManagedDictPointer(obj);
+#endif
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)type)->ht_cached_keys;
+    if (values != NULL && keys != NULL) {
+      PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+      for (Py_ssize_t i = 0; i < keys->dk_nentries; i++)
+        if (values->values[i] == value) return entries[i].me_key;
+    }
+    return key_of_value(dict, value);
+  }
+#endif
+  PyObject **dict = _PyObject_GetDictPtr(obj);
+  return dict != NULL ? key_of_value(*dict, value) : NULL;
+}
+
+/* The named locals of a frame whose locals are all valid (not one that is running: see
+ * leak__frames_visit_refs), searched for `value`. */
+static PyObject *local_in(PyObject *code, PyObject **locals, int count, PyObject *value) {
+  for (int i = 0; i < count; i++)
+    if (locals[i] == value) return leak__frames_local_name(code, i);
+  return NULL;
+}
+
+PyObject *leak__frames_local_holding(PyObject *holder, PyObject *value) {
+#if PY_VERSION_HEX >= 0x030B0000
+  raw_frame *frame = NULL;
+  if (PyFrame_Check(holder)) {
+    frame = ((PyFrameObject *)holder)->f_frame;
+  } else if (PyGen_Check(holder) || PyCoro_CheckExact(holder) || PyAsyncGen_CheckExact(holder)) {
+    PyGenObject *gen = (PyGenObject *)holder;
+    if (gen->gi_frame_state >= FRAME_CLEARED) return NULL;
+    frame = (raw_frame *)gen->gi_iframe;
+  }
+  if (frame == NULL) return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject *code = frame->f_executable;
+#else
+  PyObject *code = (PyObject *)frame->f_code;
+#endif
+  if (code == NULL || !PyCode_Check(code)) return NULL;
+  return local_in(code, frame->localsplus, ((PyCodeObject *)code)->co_nlocalsplus, value);
+#else
+  if (!PyFrame_Check(holder)) return NULL;
+  PyFrameObject *frame = (PyFrameObject *)holder;
+  PyCodeObject *code = frame->f_code;
+  int count = (int)(PyTuple_GET_SIZE(code->co_varnames) + PyTuple_GET_SIZE(code->co_cellvars) +
+                    PyTuple_GET_SIZE(code->co_freevars));
+  return local_in((PyObject *)code, frame->f_localsplus, count, value);
+#endif
+}
+
+const char *leak__frames_frame_field(PyObject *frame_object, PyObject *value) {
+  PyFrameObject *f = (PyFrameObject *)frame_object;
+  if (value == f->f_trace) return "f_trace";
+#if PY_VERSION_HEX >= 0x030B0000
+  raw_frame *frame = f->f_frame;
+  if (frame->previous != NULL && frame->previous->frame_obj == (PyFrameObject *)value) return "f_back";
+  if ((PyObject *)f->f_back == value) return "f_back";
+#if PY_VERSION_HEX >= 0x030D0000
+  if (frame->f_executable == value) return "f_code";
+#else
+  if ((PyObject *)frame->f_code == value) return "f_code";
+#endif
+  if (frame->f_globals == value) return "f_globals";
+  if (frame->f_builtins == value) return "f_builtins";
+  if (frame->f_locals == value) return "f_locals";
+#else
+  if ((PyObject *)f->f_back == value) return "f_back";
+  if ((PyObject *)f->f_code == value) return "f_code";
+  if (f->f_globals == value) return "f_globals";
+  if (f->f_builtins == value) return "f_builtins";
+  if (f->f_locals == value) return "f_locals";
+#endif
+  return NULL;
+}
+
+PyObject *leak__frames_frame_code(PyObject *frame_object) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return ((PyFrameObject *)frame_object)->f_frame->f_executable;
+#elif PY_VERSION_HEX >= 0x030B0000
+  return (PyObject *)((PyFrameObject *)frame_object)->f_frame->f_code;
+#else
+  return (PyObject *)((PyFrameObject *)frame_object)->f_code;
+#endif
+}
+
+const void *leak__frames_frame_id(PyObject *frame_object) {
+#if PY_VERSION_HEX >= 0x030B0000
+  return ((PyFrameObject *)frame_object)->f_frame;
+#else
+  return frame_object;
+#endif
+}
+
+int leak__frames_is_immortal(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return _Py_IsImmortal(obj);
+#else
+  (void)obj;
+  return 0;
+#endif
+}
+
+uint64_t leak__frames_gc_fingerprint(PyInterpreterState *interp) {
+  struct _gc_runtime_state *gc = gc_state(interp);
+  uint64_t print = 0;
+  for (int g = 0; g < NUM_GENERATIONS; g++)
+    print = print * 1000003u + (uint64_t)(uint32_t)gc->generations[g].count * 31u +
+            (uint64_t)gc->generation_stats[g].collections;
+  return print;
 }
 
 /* The name of local slot `slot` of `code` (a borrowed str), or NULL past the named locals (the

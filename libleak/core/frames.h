@@ -79,6 +79,9 @@ PyObject *leak__frames_sys_modules(PyInterpreterState *interp);
 /* sys.__dict__ of `interp`, or NULL.  Async-signal-safe (reads one field). */
 PyObject *leak__frames_sys_dict(PyInterpreterState *interp);
 
+/* The builtins module's __dict__ of `interp`, or NULL.  Reads one field. */
+PyObject *leak__frames_builtins_dict(PyInterpreterState *interp);
+
 /* Walks the items of a set or frozenset without allocating, locking or touching reference counts:
  * start with *pos = 0; each call stores the next item (borrowed) in *item and returns 1, then 0 at
  * the end.  Async-signal-safe; the set must not change meanwhile (faulthandler's assumption too). */
@@ -174,6 +177,7 @@ typedef struct leak__frame_ref {
   const void *frame;
   PyObject *code;
   int slot;
+  int32_t lasti; /* the frame's instruction offset, as in leak__frame (-1: not started) */
 } leak__frame_ref;
 
 /* Called for each reference a running frame holds; nonzero stops the visit and is returned. */
@@ -182,8 +186,38 @@ typedef int (*leak__frame_ref_fn)(void *arg, PyThreadState *tstate, const leak__
 
 /* Visits the references that `tstate`'s running frames hold and that no gc object reports: from
  * 3.11 on, every frame the thread owns (frames of generators and frame objects are reported by
- * their owners' tp_traverse); before 3.11, the innermost frame object (older ones hang from it). */
+ * their owners' tp_traverse); before 3.11, each frame object of the thread's stack (its running
+ * evaluation holds it, besides the f_back of the frame it called). */
 int leak__frames_visit_refs(PyThreadState *tstate, leak__frame_ref_fn fn, void *arg);
+
+/* ---- Added for the reference index's labels (refs/labels.c) ----------------------------------- */
+
+/* The name (a borrowed str) of the attribute under which instance `obj` holds `value` in its
+ * __dict__ or, from 3.11, in the values array that stands for it until a dict is made; NULL when
+ * there is none.  Reads fields only (no dict is created); the GIL must be held. */
+PyObject *leak__frames_attribute_name(PyObject *obj, PyObject *value);
+
+/* The name (a borrowed str) of the local variable under which `holder` holds `value`: a frame
+ * object, or (3.11+, where their frames are inline) a generator, coroutine or async generator;
+ * NULL when none does.  Reads fields only. */
+PyObject *leak__frames_local_holding(PyObject *holder, PyObject *value);
+
+/* The name of the field of frame object `frame` that holds `value` ("f_back", "f_code",
+ * "f_globals", "f_builtins", "f_locals", "f_trace"), or NULL. */
+const char *leak__frames_frame_field(PyObject *frame, PyObject *value);
+
+/* The code object a frame object runs (borrowed). */
+PyObject *leak__frames_frame_code(PyObject *frame_object);
+
+/* The frame a frame object stands for, as leak__frame_ref.frame names it. */
+const void *leak__frames_frame_id(PyObject *frame_object);
+
+/* True for an immortal object (3.12+), whose reference count means nothing; 0 before 3.12. */
+int leak__frames_is_immortal(PyObject *obj);
+
+/* A number that changes when a gc-tracked object is made or freed, or the gc collects (the gc's own
+ * counters; a made-and-freed pair between two readings goes unseen). */
+uint64_t leak__frames_gc_fingerprint(PyInterpreterState *interp);
 
 /* The name (a borrowed str) of local slot `slot` of code object `code`, or NULL when the slot is
  * not a named local (the value stack) or `code` is not a code object. */

@@ -19,6 +19,8 @@ static inline PyObject *leak__py_newref(PyObject *o) {
 #if PY_VERSION_HEX < 0x03090000
 /* The interpreter of a thread state: a plain field read before 3.9 added the accessor. */
 #define PyThreadState_GetInterpreter(ts) ((ts)->interp)
+/* Py_IS_TYPE arrived in 3.9. */
+#define Py_IS_TYPE(o, t) (Py_TYPE(o) == (t))
 #endif
 
 #if PY_VERSION_HEX >= 0x030D0000

@@ -6,6 +6,7 @@ The everyday names live here; each capability has its own module:
 - ``libleak.tracer``: tracemalloc's allocation tracing and snapshots, cheap enough to leave on.
 - ``libleak.heap``: live objects per type (``census``), their growth, and ``leak_check``.
 - ``libleak.objgraph``: objgraph's functions, counted in C.
+- ``libleak.refs``: why an object is alive (``why_alive``): labelled paths from classified roots.
 
 Example::
 
@@ -16,6 +17,7 @@ Example::
 from libleak._libleak import __version__
 from libleak.errors import Error, FormatError
 from libleak.heap import census, leak_check
+from libleak.refs import why_alive
 from libleak.tracer import take_snapshot
 
-__all__ = ["Error", "FormatError", "census", "leak_check", "take_snapshot", "__version__"]
+__all__ = ["Error", "FormatError", "census", "leak_check", "take_snapshot", "why_alive", "__version__"]

@@ -1,0 +1,197 @@
+/* Why an object is alive.  Read refs/retention.h first. */
+#include "core/internal.h"
+#include "refs/retention.h"
+
+#include <frameobject.h>
+#include <string.h>
+
+#define UNSEEN UINT32_MAX
+
+const char *leak__root_kind_name(leak__root_kind kind) {
+  static const char *const names[] = {"module", "class", "sys", "builtins", "frame", "external", "garbage"};
+  return (unsigned)kind < LEAK_ARRAY_SIZE(names) ? names[kind] : "?";
+}
+
+/* A root found by the search, before its path is copied out. */
+typedef struct candidate {
+  leak__root_kind kind;
+  uint32_t node;
+  PyObject *holder;
+  const leak__frame_root *frame;
+  Py_ssize_t unaccounted;
+} candidate;
+
+typedef struct search {
+  const leak__ref_index *index;
+  const leak__retention_options *options;
+  PyObject *sys_dict, *builtins_dict;
+  candidate *found;
+  size_t nfound, capacity;
+  size_t preferred; /* module, class, sys and builtins roots found */
+  size_t frames, externals;
+  int held_elsewhere; /* something other than a skipped frame refers to the target's component */
+} search;
+
+static int note(search *s, candidate c) {
+  if (s->nfound == s->capacity) {
+    size_t capacity = s->capacity ? 2 * s->capacity : 16;
+    candidate *grown = leak__realloc(s->found, capacity * sizeof(*grown));
+    if (grown == NULL) return LEAK_ENOMEM;
+    s->found = grown;
+    s->capacity = capacity;
+  }
+  s->found[s->nfound++] = c;
+  if (c.kind <= LEAK__ROOT_BUILTINS) s->preferred++;
+  if (c.kind == LEAK__ROOT_FRAME) s->frames++;
+  if (c.kind == LEAK__ROOT_EXTERNAL) s->externals++;
+  return 0;
+}
+
+/* True when `code` is libleak's own (its file is under options->skip_prefix). */
+static int skipped_code(const search *s, PyObject *code) {
+  if (s->options->skip_prefix == NULL || code == NULL || !PyCode_Check(code)) return 0;
+  PyObject *file = ((PyCodeObject *)code)->co_filename;
+  const char *utf8 = PyUnicode_Check(file) ? PyUnicode_AsUTF8(file) : NULL;
+  if (utf8 == NULL) PyErr_Clear();
+  return utf8 != NULL && strncmp(utf8, s->options->skip_prefix, strlen(s->options->skip_prefix)) == 0;
+}
+
+/* A frame reference that counts as a root: not the caller's frame, not libleak's own code. */
+static int frame_counts(const search *s, const leak__frame_root *root) {
+  if (s->options->skip_frame != NULL && root->frame == s->options->skip_frame) return 0;
+  return !skipped_code(s, root->code);
+}
+
+/* Classifies node v: a module's, class's, sys's or builtins' dict (a root that ends the path: 1),
+ * a frame the search must not go through and that holds nothing worth telling (2: the caller's,
+ * libleak's), or noted as a frame or external root that lets the search go on (0).  Negative: out
+ * of memory. */
+static int classify(search *s, uint32_t v, uint32_t target) {
+  const leak__ref_index *index = s->index;
+  PyObject *obj = leak__ref_index_object(index, v);
+  /* Before 3.11 the caller's frame and libleak's are objects on the heap: the search stops there,
+   * silently. */
+  if (PyFrame_Check(obj) &&
+      ((const void *)obj == s->options->skip_frame || skipped_code(s, leak__frames_frame_code(obj))))
+    return 2;
+  if (PyDict_Check(obj)) {
+    if (obj == s->sys_dict) return note(s, (candidate){LEAK__ROOT_SYS, v, NULL, NULL, 0}) < 0 ? LEAK_ENOMEM : 1;
+    if (obj == s->builtins_dict)
+      return note(s, (candidate){LEAK__ROOT_BUILTINS, v, NULL, NULL, 0}) < 0 ? LEAK_ENOMEM : 1;
+    for (uint32_t i = index->in_first[v]; i < index->in_first[v + 1]; i++) {
+      PyObject *holder = leak__ref_index_object(index, index->referrers[i]);
+      if (PyModule_Check(holder) && PyModule_GetDict(holder) == obj)
+        return note(s, (candidate){LEAK__ROOT_MODULE, v, holder, NULL, 0}) < 0 ? LEAK_ENOMEM : 1;
+      if (PyType_Check(holder) && (((PyTypeObject *)holder)->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
+          ((PyTypeObject *)holder)->tp_dict == obj)
+        return note(s, (candidate){LEAK__ROOT_CLASS, v, holder, NULL, 0}) < 0 ? LEAK_ENOMEM : 1;
+    }
+  }
+  size_t nroots;
+  const leak__frame_root *roots = leak__ref_index_frame_roots(index, v, &nroots);
+  for (size_t i = 0; i < nroots && s->frames < s->options->max_paths; i++) {
+    if (!frame_counts(s, &roots[i])) continue;
+    if (note(s, (candidate){LEAK__ROOT_FRAME, v, NULL, &roots[i], 0}) < 0) return LEAK_ENOMEM;
+    /* A frame object of a thread's stack (before 3.11) is the root itself: the frames it called
+     * refer to it through f_back, which is no reason to keep it alive. */
+    if (PyFrame_Check(obj)) return 1;
+    break;
+  }
+  Py_ssize_t unaccounted = leak__ref_index_unaccounted(index, v);
+  if (v == target) unaccounted -= s->options->target_held;
+  if (unaccounted > 0 && s->externals < s->options->max_paths)
+    if (note(s, (candidate){LEAK__ROOT_EXTERNAL, v, NULL, NULL, unaccounted}) < 0) return LEAK_ENOMEM;
+  return 0;
+}
+
+/* The order paths are given in: preferred kinds first, then frames, then external; within a kind,
+ * the order found (shortest first). */
+static int group_of(leak__root_kind kind) { return kind <= LEAK__ROOT_BUILTINS ? 0 : kind == LEAK__ROOT_FRAME ? 1 : 2; }
+
+/* Copies the path from candidate c's node down to the target, following `toward`. */
+static int make_path(const candidate *c, const uint32_t *toward, uint32_t target, leak__retention_path *path) {
+  size_t length = 1;
+  for (uint32_t v = c->node; v != target; v = toward[v]) length++;
+  path->nodes = leak__malloc(length * sizeof(uint32_t));
+  if (path->nodes == NULL) return LEAK_ENOMEM;
+  size_t i = 0;
+  for (uint32_t v = c->node; v != target; v = toward[v]) path->nodes[i++] = v;
+  path->nodes[i] = target;
+  path->length = length;
+  path->kind = c->kind;
+  path->holder = c->holder;
+  path->frame = c->frame;
+  path->unaccounted = c->unaccounted;
+  return 0;
+}
+
+int leak__retention_find(const leak__ref_index *index, uint32_t target, const leak__retention_options *options,
+                         leak__retention_path **paths, size_t *count) {
+  *paths = NULL;
+  *count = 0;
+  size_t max_paths = options->max_paths ? options->max_paths : 1;
+  uint32_t *toward = leak__malloc(index->nodes * sizeof(uint32_t));
+  uint32_t *queue = leak__malloc(index->nodes * sizeof(uint32_t));
+  PyThreadState *tstate = leak__frames_this_thread();
+  PyInterpreterState *interp = tstate ? leak__frames_interpreter(tstate) : NULL;
+  search s = {index, options, interp ? leak__frames_sys_dict(interp) : NULL,
+              interp ? leak__frames_builtins_dict(interp) : NULL, NULL, 0, 0, 0, 0, 0, 0};
+  int rc = 0;
+  if (toward == NULL || queue == NULL) rc = LEAK_ENOMEM;
+  if (rc == 0) {
+    memset(toward, 0xff, index->nodes * sizeof(uint32_t));
+    size_t head = 0, tail = 0;
+    queue[tail++] = target;
+    toward[target] = target;
+    while (head < tail && s.preferred < max_paths) {
+      uint32_t v = queue[head++];
+      int ends = classify(&s, v, target);
+      if (ends < 0) {
+        rc = ends;
+        break;
+      }
+      if (v != target && ends != 2) s.held_elsewhere = 1;
+      if (ends) continue;
+      for (uint32_t i = index->in_first[v]; i < index->in_first[v + 1]; i++) {
+        uint32_t referrer = index->referrers[i];
+        if (toward[referrer] != UNSEEN) continue;
+        toward[referrer] = v;
+        queue[tail++] = referrer;
+      }
+    }
+  }
+  leak__retention_path *out = NULL;
+  size_t n = 0;
+  if (rc == 0) {
+    out = leak__calloc(max_paths, sizeof(*out));
+    if (out == NULL) rc = LEAK_ENOMEM;
+  }
+  for (int group = 0; rc == 0 && group < 3; group++)
+    for (size_t i = 0; rc == 0 && i < s.nfound && n < max_paths; i++)
+      if (group_of(s.found[i].kind) == group) rc = make_path(&s.found[i], toward, target, &out[n++]);
+  /* No root at all: what refers to the target is unreachable (cycles: garbage), or nothing but the
+   * skipped frames does (no path to give). */
+  if (rc == 0 && n == 0 && s.held_elsewhere) {
+    /* the path shows one reference of the cycle: its first referrer, down to the target */
+    uint32_t first = index->in_first[target] < index->in_first[target + 1] ? index->referrers[index->in_first[target]] : target;
+    if (first != target) toward[first] = target;
+    candidate garbage = {LEAK__ROOT_GARBAGE, first, NULL, NULL, 0};
+    rc = make_path(&garbage, toward, target, &out[n++]);
+  }
+  leak__free(toward);
+  leak__free(queue);
+  leak__free(s.found);
+  if (rc != 0) {
+    leak__retention_free(out, n);
+    return rc;
+  }
+  *paths = out;
+  *count = n;
+  return 0;
+}
+
+void leak__retention_free(leak__retention_path *paths, size_t count) {
+  if (paths == NULL) return;
+  for (size_t i = 0; i < count; i++) leak__free(paths[i].nodes);
+  leak__free(paths);
+}
