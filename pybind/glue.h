@@ -32,4 +32,7 @@ extern const leak__py_area leak__py_tracer_area;
  * (pybind/extbuffers.c). */
 extern const leak__py_area leak__py_extbuffers_area;
 
+/* The rendering area: Graphviz pictures in process and dominator trees (pybind/render.c). */
+extern const leak__py_area leak__py_render_area;
+
 #endif
