@@ -314,8 +314,16 @@ const char *leak__picture_style_name(leak__picture_style style) {
 /* ---- Graphviz ------------------------------------------------------------------------------------ */
 
 /* Serialises every use of Graphviz: gvc and cgraph keep process-wide state (the error handler and
- * level, the last error message, plugin loading), and none of it is thread-safe. */
+ * level, the last error message, plugin loading), and none of it is thread-safe.  Also protects
+ * graphviz_context. */
 static pthread_mutex_t graphviz_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The one gvc context of the process, made at the first render and never freed (graphviz_lock).
+ * Graphviz 2.42's pango plugin caches a pointer to a font name owned by the context that was current
+ * when it last measured text; freeing that context and making another leaves the cache pointing into
+ * freed memory (memcheck sees the read on the next render).  One lasting context avoids that, and
+ * saves loading the plugin configuration on every render. */
+static GVC_t *graphviz_context;
 
 /* Takes Graphviz's messages instead of letting them reach the host's stderr (called with
  * graphviz_lock held).  The render's return code says what went wrong. */
@@ -475,13 +483,11 @@ static void fix_pdf_dates(char *data, size_t size) {
 /* Lays the graph out with dot and renders it with gvc (graphviz_lock held); the result is copied
  * into a leak__malloc'd buffer so the caller frees it like everything else of libleak's. */
 static int layout_and_render(Agraph_t *graph, leak__picture_format format, char **data, size_t *size) {
-  GVC_t *context = gvContext();
+  if (graphviz_context == NULL) graphviz_context = gvContext();
+  GVC_t *context = graphviz_context;
   if (context == NULL) return LEAK_ENOMEM;
   int rc = 0;
-  if (gvLayout(context, graph, "dot") != 0) {
-    gvFreeContext(context);
-    return LEAK_EIO;
-  }
+  if (gvLayout(context, graph, "dot") != 0) return LEAK_EIO;
   char *rendered = NULL;
   unsigned int length = 0;
   if (gvRenderData(context, graph, format_names[format], &rendered, &length) != 0 || rendered == NULL) {
@@ -500,7 +506,6 @@ static int layout_and_render(Agraph_t *graph, leak__picture_format format, char 
   }
   if (rendered) gvFreeRenderData(rendered);
   gvFreeLayout(context, graph);
-  gvFreeContext(context);
   return rc;
 }
 
