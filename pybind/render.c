@@ -111,7 +111,6 @@ static PyObject *raise_render_error(int rc, PyObject *path, const char *format_n
                  format_name);
     return NULL;
   }
-  if (rc == LEAK_EIO) return leak__py_raise(rc, "Graphviz failed to lay out the picture");
   if (rc != LEAK_EINVAL && rc != LEAK_ENOMEM && rc > -4000 && path != NULL) {
     errno = -rc;
     return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
@@ -189,7 +188,7 @@ static PyObject *py_render_picture(PyObject *module, PyObject *args, PyObject *k
     Py_BEGIN_ALLOW_THREADS
     rc = leak__picture_write(picture, path, format);
     Py_END_ALLOW_THREADS
-    leak__picture_format_from_path(path, &format);
+    if (format == LEAK_PICTURE_FORMAT_COUNT) leak__picture_format_from_path(path, &format); /* for messages */
     if (rc == 0) result = Py_NewRef(Py_None);
   } else {
     char *data = NULL;

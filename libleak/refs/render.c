@@ -487,7 +487,8 @@ static int layout_and_render(Agraph_t *graph, leak__picture_format format, char 
   GVC_t *context = graphviz_context;
   if (context == NULL) return LEAK_ENOMEM;
   int rc = 0;
-  if (gvLayout(context, graph, "dot") != 0) return LEAK_EIO;
+  /* gvLayout fails on a graph cgraph accepted when the dot layout plugin is missing */
+  if (gvLayout(context, graph, "dot") != 0) return LEAK_ENOSYS;
   char *rendered = NULL;
   unsigned int length = 0;
   if (gvRenderData(context, graph, format_names[format], &rendered, &length) != 0 || rendered == NULL) {
@@ -522,6 +523,7 @@ int leak__picture_render(const leak__picture *picture, leak__picture_format form
 
   pthread_mutex_lock(&graphviz_lock);
   agusererrf previous_handler = agseterrf(swallow_graphviz_message);
+  /* every level to the handler: cgraph writes messages below the level to a temporary file */
   agerrlevel_t previous_level = agseterr(AGWARN);
   Agraph_t *graph = build_graph(picture, &discipline);
   if (graph == NULL) {

@@ -75,8 +75,8 @@ int leak__picture_set_caption(leak__picture *picture, const char *caption);
 /* Renders the picture into a new buffer of *size bytes in *data, which the caller frees with
  * leak__free.  DOT and SVG are text (the buffer has a NUL after the last byte, not counted in *size).
  * Returns 0; LEAK_EINVAL for a NULL argument or unknown format; LEAK_ENOSYS when Graphviz has no
- * renderer for the format on this machine (its plugins are missing); LEAK_EIO when Graphviz failed
- * otherwise; LEAK_ENOMEM.  On error *data is NULL.  Graphviz's own messages never reach stderr.
+ * layout or renderer for the format on this machine (its plugins are missing or not registered:
+ * `dot -c`); LEAK_ENOMEM.  On error *data is NULL.  Graphviz's own messages never reach stderr.
  * Thread-safe: renders are serialised, as Graphviz keeps process-wide state. */
 int leak__picture_render(const leak__picture *picture, leak__picture_format format, char **data, size_t *size);
 

@@ -252,3 +252,42 @@ def test_dominators_bad_input():
     with pytest.raises(TypeError):
         _libleak.dominators(2, 0, [0, 1, 1], ["a"])
     assert _libleak.dominators(2, 0, [0, 1, 1], [1]) == ([0, 0], [2, 1], [])
+
+
+def test_threads_render_at_once():
+    import threading
+
+    expected = sample().render(None, "svg")
+    results = []
+
+    def work():
+        for _ in range(3):
+            results.append(sample().render(None, "svg"))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * 12
+
+
+def test_missing_graphviz_plugins_say_so(tmp_path, python):
+    # GVBINDIR tells gvc where its plugins are: an empty folder is a machine without them
+    result = python(
+        """
+        import libleak
+        from libleak._render import Picture
+        p = Picture()
+        p.add_node("x")
+        assert p.to_dot().startswith("digraph")   # DOT needs no plugin
+        try:
+            p.render(None, "png")
+        except libleak.Error as e:
+            print("error:", e)
+        """,
+        env={"GVBINDIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "plugins are missing" in result.stdout
+    assert result.stderr == ""  # Graphviz's own messages are kept off the host's stderr
