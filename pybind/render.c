@@ -26,8 +26,11 @@ static int size_from_object(PyObject *object, uint64_t *size, const char *what) 
   return 0;
 }
 
-/* A str or None from a tuple item (NULL in *utf8 for None); the UTF-8 stays owned by the str. */
-static int text_from_object(PyObject *object, const char **utf8, int optional, const char *what) {
+/* A str or None from a tuple item (NULL in *utf8 for None).  The UTF-8 is owned by the str, or, for a
+ * str with lone surrogates (which UTF-8 cannot hold), by a bytes object with them written as \udcff
+ * escapes, returned in *keep for the caller to release once the text is copied. */
+static int text_from_object(PyObject *object, const char **utf8, PyObject **keep, int optional, const char *what) {
+  *keep = NULL;
   if (object == Py_None && optional) {
     *utf8 = NULL;
     return 0;
@@ -38,11 +41,11 @@ static int text_from_object(PyObject *object, const char **utf8, int optional, c
     return -1;
   }
   *utf8 = PyUnicode_AsUTF8(object);
-  if (*utf8 == NULL) {
-    /* a lone surrogate cannot be UTF-8: show it replaced, as the renderer does with bad bytes */
-    PyErr_Clear();
-    *utf8 = "?";
-  }
+  if (*utf8 != NULL) return 0;
+  PyErr_Clear();
+  *keep = PyUnicode_AsEncodedString(object, "utf-8", "backslashreplace");
+  if (*keep == NULL) return -1;
+  *utf8 = PyBytes_AS_STRING(*keep);
   return 0;
 }
 
@@ -53,27 +56,33 @@ static int add_node_tuple(leak__picture *picture, PyObject *item, Py_ssize_t ind
     return -1;
   }
   const char *title, *repr, *style_name;
+  PyObject *keep_title = NULL, *keep_repr = NULL, *keep_style = NULL;
   uint64_t shallow, retained;
   leak__picture_style style;
-  if (text_from_object(PyTuple_GET_ITEM(item, 0), &title, 0, "a node's title") < 0 ||
-      text_from_object(PyTuple_GET_ITEM(item, 1), &repr, 1, "a node's repr") < 0 ||
+  int rc = -1;
+  if (text_from_object(PyTuple_GET_ITEM(item, 0), &title, &keep_title, 0, "a node's title") < 0 ||
+      text_from_object(PyTuple_GET_ITEM(item, 1), &repr, &keep_repr, 1, "a node's repr") < 0 ||
       size_from_object(PyTuple_GET_ITEM(item, 2), &shallow, "a node's shallow size") < 0 ||
       size_from_object(PyTuple_GET_ITEM(item, 3), &retained, "a node's retained size") < 0 ||
-      text_from_object(PyTuple_GET_ITEM(item, 4), &style_name, 0, "a node's style") < 0)
-    return -1;
+      text_from_object(PyTuple_GET_ITEM(item, 4), &style_name, &keep_style, 0, "a node's style") < 0)
+    goto done;
   if (leak__picture_style_from_name(style_name, &style) < 0) {
     PyErr_Format(PyExc_ValueError,
                  "unknown node style %R (expected plain, target, highlighted, module, class, frame, thread, "
                  "sys, builtins, external, garbage or collapsed)",
                  PyTuple_GET_ITEM(item, 4));
-    return -1;
+    goto done;
   }
-  int rc = leak__picture_add_node(picture, title, repr, shallow, retained, style, NULL);
+  rc = leak__picture_add_node(picture, title, repr, shallow, retained, style, NULL);
   if (rc < 0) {
     leak__py_raise(rc, "adding a node");
-    return -1;
+    rc = -1;
   }
-  return 0;
+done:
+  Py_XDECREF(keep_title);
+  Py_XDECREF(keep_repr);
+  Py_XDECREF(keep_style);
+  return rc;
 }
 
 /* Adds one (from, to, label) tuple to the picture; -1 with an exception set. */
@@ -92,8 +101,10 @@ static int add_edge_tuple(leak__picture *picture, PyObject *item, Py_ssize_t ind
     return -1;
   }
   const char *label;
-  if (text_from_object(PyTuple_GET_ITEM(item, 2), &label, 1, "an edge's label") < 0) return -1;
+  PyObject *keep_label;
+  if (text_from_object(PyTuple_GET_ITEM(item, 2), &label, &keep_label, 1, "an edge's label") < 0) return -1;
   int rc = leak__picture_add_edge(picture, (uint32_t)from, (uint32_t)to, label);
+  Py_XDECREF(keep_label);
   if (rc < 0) {
     leak__py_raise(rc, "adding an edge");
     return -1;

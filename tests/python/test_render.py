@@ -177,6 +177,12 @@ def test_unicode_text_survives():
     p.add_node("Caf\u00e9", "'\u65e5\u672c' \U0001F600", 1, None)
     svg = p.to_svg()
     assert "Caf\u00e9" in svg and "\u65e5\u672c" in svg
+    # a lone surrogate (a file name decoded with surrogateescape) is shown as its escape
+    p = Picture()
+    p.add_node("str", "'/tmp/caf\udce9.py'")
+    p.add_edge(0, 0, "k\udcff")
+    dot = p.to_dot()
+    assert "caf\\udce9.py" in dot and "k\\udcff" in dot
 
 
 def brute_force_idom(n, root, succ):
