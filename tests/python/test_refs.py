@@ -240,3 +240,61 @@ def test_bad_input_is_refused():
         refs.why_alive(object(), max_paths=0)
     with pytest.raises(TypeError):
         refs.why_alive(object(), max_paths="3")
+
+
+def test_retained_size_counts_what_only_the_object_keeps_alive():
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.blobs = [bytearray(100000) for _ in range(10)]
+    shared = bytearray(500000)
+    holder.shared = shared  # also held by the local below: not retained by holder alone
+    exclusive = sys.getsizeof(holder) + sys.getsizeof(holder.blobs) + 10 * sys.getsizeof(holder.blobs[0])
+    retained = refs.retained_size(holder)
+    assert exclusive <= retained < exclusive + 2000, (exclusive, retained)
+    assert refs.retained_size(holder.blobs[0]) == sys.getsizeof(holder.blobs[0])
+    del shared
+
+
+def test_top_retainers_find_the_biggest_data_with_a_path():
+    module = types.ModuleType("big_for_test")
+    sys.modules[module.__name__] = module
+    module.BIG = {i: bytearray(20000) for i in range(200)}
+    try:
+        rows = refs.top_retainers(5)
+        assert rows[0].object is module.BIG
+        assert rows[0].retained_size >= 200 * 20000
+        assert rows[0].type_name == "dict"
+        assert rows[0].path.root_kind == "module" and rows[0].path.root_name == "big_for_test"
+        sizes = [row.retained_size for row in rows]
+        assert sizes == sorted(sizes, reverse=True)
+        assert "big_for_test" in str(rows[0])
+        with pytest.raises(ValueError):
+            refs.top_retainers(-1)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_render_draws_the_paths(tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    app = types.ModuleType("app_render_for_test")
+    app.CACHE = {"k": Session(1000)}
+    sys.modules[app.__name__] = app
+    try:
+        retention = refs.why_alive(app.CACHE["k"].data)
+        svg = retention._repr_svg_()
+        root = ElementTree.fromstring(svg)
+        assert root.tag.endswith("svg")
+        assert "CACHE" in svg and "Session" in svg
+        png = tmp_path / "why.png"
+        refs.render(retention.paths[0], str(png))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with pytest.raises(ValueError):
+            refs.render(retention, str(tmp_path / "why.unknown"))
+        assert not (tmp_path / "why.unknown").exists()
+        with pytest.raises(TypeError):
+            refs.render(5)
+    finally:
+        del sys.modules[app.__name__]
