@@ -13,5 +13,6 @@
 #include "libleak/tracer.h"
 #include "libleak/snapshot.h"
 #include "libleak/heap.h"
+#include "libleak/refs.h"
 
 #endif

@@ -183,26 +183,6 @@ static PyObject *py_refs_retained_size(PyObject *module, PyObject *args) {
   return Py_BuildValue("(KK)", shallow, kept);
 }
 
-/* True for what retains a whole program rather than data: modules, classes, their dicts, the
- * interpreter's sys and builtins dicts, sys.modules, frames and code. */
-static int is_structural(const leak__ref_index *index, uint32_t v) {
-  PyObject *obj = leak__ref_index_object(index, v);
-  if (PyModule_Check(obj) || PyType_Check(obj) || PyFrame_Check(obj) || PyCode_Check(obj) || PyFunction_Check(obj))
-    return 1;
-  if (!PyDict_Check(obj)) return 0;
-  PyInterpreterState *interp = leak__frames_interpreter(leak__frames_this_thread());
-  if (obj == leak__frames_sys_dict(interp) || obj == leak__frames_builtins_dict(interp) ||
-      obj == leak__frames_sys_modules(interp))
-    return 1;
-  for (uint32_t i = index->in_first[v]; i < index->in_first[v + 1]; i++) {
-    PyObject *holder = leak__ref_index_object(index, index->referrers[i]);
-    if ((PyModule_Check(holder) && PyModule_GetDict(holder) == obj) ||
-        (PyType_Check(holder) && ((PyTypeObject *)holder)->tp_dict == obj))
-      return 1;
-  }
-  return 0;
-}
-
 /* refs_top_retainers(n, progress, skip_frame, skip_prefix) -> [(object, shallow, retained, path)],
  * the data structures that keep the most memory alive, largest first (modules, classes and their
  * dicts left out), each with its first retention path (as refs_why_alive gives them, or None). */
@@ -233,7 +213,7 @@ static PyObject *py_refs_top_retainers(PyObject *module, PyObject *args) {
     leak__retention_options options = {1, skip_frame == Py_None ? NULL : leak__frames_frame_id(skip_frame),
                                        skip_prefix, 0};
     for (size_t i = 0; i < found && nkept < (size_t)limit && rc == 0; i++) {
-      if (is_structural(index, top[i])) continue;
+      if (leak__refs_structural(index, top[i])) continue;
       rc = leak__retention_find(index, top[i], &options, &paths[nkept], &npaths[nkept]);
       kept[nkept++] = top[i];
     }

@@ -5,6 +5,7 @@
 #include "core/internal.h"
 #include "refs/retained.h"
 
+#include <frameobject.h>
 #include <string.h>
 
 /* The successor graph of the index plus a virtual root (node n) pointing at every root. */
@@ -90,3 +91,23 @@ void leak__retained_free(leak__retained *retained) {
   leak__free(retained->retained);
   leak__free(retained);
 }
+
+/* Structural objects are recognised by type, and dicts by who holds them. */
+int leak__refs_structural(const leak__ref_index *index, uint32_t v) {
+  PyObject *obj = leak__ref_index_object(index, v);
+  if (PyModule_Check(obj) || PyType_Check(obj) || PyFrame_Check(obj) || PyCode_Check(obj) || PyFunction_Check(obj))
+    return 1;
+  if (!PyDict_Check(obj)) return 0;
+  PyInterpreterState *interp = leak__frames_interpreter(leak__frames_this_thread());
+  if (obj == leak__frames_sys_dict(interp) || obj == leak__frames_builtins_dict(interp) ||
+      obj == leak__frames_sys_modules(interp))
+    return 1;
+  for (uint32_t i = index->in_first[v]; i < index->in_first[v + 1]; i++) {
+    PyObject *holder = leak__ref_index_object(index, index->referrers[i]);
+    if ((PyModule_Check(holder) && PyModule_GetDict(holder) == obj) ||
+        (PyType_Check(holder) && ((PyTypeObject *)holder)->tp_dict == obj))
+      return 1;
+  }
+  return 0;
+}
+

@@ -24,4 +24,9 @@ int leak__retained_compute(const leak__ref_index *index, const leak__dominators_
 
 void leak__retained_free(leak__retained *retained);
 
+/* True for what keeps a whole program alive rather than data: modules, classes, functions, frames,
+ * code, their dicts, the interpreter's sys and builtins dicts and sys.modules.  Top-retainer lists
+ * leave these out. */
+int leak__refs_structural(const leak__ref_index *index, uint32_t node);
+
 #endif
