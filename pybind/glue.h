@@ -32,4 +32,7 @@ extern const leak__py_area leak__py_tracer_area;
  * (pybind/extbuffers.c). */
 extern const leak__py_area leak__py_extbuffers_area;
 
+/* The deep-size area: libleak.asizeof (pybind/deepsize.c). */
+extern const leak__py_area leak__py_deepsize_area;
+
 #endif

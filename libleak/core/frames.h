@@ -124,4 +124,26 @@ int leak__line_table_lookup(const leak__line_table *table, int32_t lasti);
 /* Frees a table from leak__line_table_new; NULL is accepted. */
 void leak__line_table_free(leak__line_table *table);
 
+
+/* ---- Object layout facts for sizing (used by the deep size, heap/deepsize.c) ----------------
+ * Like frames, these differ between CPython versions, so they live here. */
+
+/* The bytes sys.getsizeof adds to o.__sizeof__() for `obj`: the gc header, and from 3.11 the
+ * pre-header words of managed dicts and weak references.  No allocation, no Python code. */
+size_t leak__object_header_size(PyObject *obj);
+
+/* What leak__object_instance_dict found. */
+typedef enum leak__instance_dict_kind {
+  LEAK_INSTANCE_DICT_NONE = 0,   /* no managed dict, or tp_traverse already shows it */
+  LEAK_INSTANCE_DICT_REAL = 1,   /* a dict object exists that tp_traverse may not show: *dict */
+  LEAK_INSTANCE_DICT_VIRTUAL = 2 /* 3.11+: the attributes live in a values array; no dict exists */
+} leak__instance_dict_kind;
+
+/* For an instance whose type keeps its __dict__ "managed" (3.11+), says where its attributes are.
+ * REAL: *dict is the materialised dict (borrowed).  VIRTUAL: *virtual_size is what
+ * dict.__sizeof__ would report for the dict that reading obj.__dict__ would create (pympler's
+ * asizeof creates it; libleak does not), without the gc header.  The attribute values themselves
+ * are visited by the type's tp_traverse either way.  No allocation, no Python code. */
+leak__instance_dict_kind leak__object_instance_dict(PyObject *obj, PyObject **dict, size_t *virtual_size);
+
 #endif
