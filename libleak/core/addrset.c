@@ -6,18 +6,6 @@
 
 #define ADDRSET_MIN_CAPACITY 64
 
-/* Scatters an address over the whole word (the murmur3 finaliser): object addresses are 16-byte
- * aligned and allocated in runs, so their low bits alone would pile entries into a few clusters. */
-static inline size_t addrset_mix(uintptr_t address) {
-  uint64_t x = (uint64_t)address;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return (size_t)x;
-}
-
 /* The smallest power of two whose 3/4 holds `count` entries, so the set does not grow before. */
 static size_t addrset_capacity_for(size_t count) {
   size_t capacity = ADDRSET_MIN_CAPACITY;
@@ -31,7 +19,7 @@ static size_t addrset_capacity_for(size_t count) {
 /* Places an address known to be absent into a slot array; used when rehashing, where no compare
  * is needed. */
 static void addrset_place(uintptr_t *slots, size_t mask, uintptr_t address) {
-  size_t i = addrset_mix(address) & mask;
+  size_t i = leak__addrset_mix(address) & mask;
   while (slots[i] != 0) i = (i + 1) & mask;
   slots[i] = address;
 }
@@ -67,7 +55,7 @@ int leak__addrset_add(leak__addrset *set, uintptr_t address) {
     if (rc < 0) return rc;
   }
   size_t mask = set->mask;
-  size_t i = addrset_mix(address) & mask;
+  size_t i = leak__addrset_mix(address) & mask;
   for (;;) {
     uintptr_t here = set->slots[i];
     if (here == address) return 0;
@@ -92,7 +80,7 @@ int leak__addrset_add(leak__addrset *set, uintptr_t address) {
 int leak__addrset_contains(const leak__addrset *set, uintptr_t address) {
   if (address == 0 || set->slots == NULL) return 0;
   size_t mask = set->mask;
-  size_t i = addrset_mix(address) & mask;
+  size_t i = leak__addrset_mix(address) & mask;
   for (;;) {
     uintptr_t here = set->slots[i];
     if (here == address) return 1;

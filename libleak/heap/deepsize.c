@@ -1,7 +1,7 @@
 /* Deep sizes: one walk over what a set of objects references, each object counted once.
  *
  * The walk is a depth-first pre-order with an explicit stack, the order pympler's recursive
- * asizeof visits objects in, so that depth limits cut the same objects.  Every object gets a kind
+ * asizeof visits objects in, so that depth limits cut (nearly) the same objects.  Every object gets a kind
  * from its type (cached per type for the call): whether it is counted and which referents are
  * followed.  Sizes are what sys.getsizeof reports, rounded up to the alignment: builtin types'
  * __sizeof__ are C functions called directly (or a formula when the type keeps object's own
@@ -90,14 +90,50 @@ static int stack_reserve(walker *w, size_t more) {
   return 0;
 }
 
-/* Pushes one referent unless it was seen already (it would be skipped when popped anyway). */
+/* Pushes one referent; whether it was seen is decided for the whole batch by keep_new_from. */
 static inline int push(walker *w, PyObject *obj) {
-  if (obj == NULL || leak__addrset_contains(&w->seen, (uintptr_t)obj)) return 0;
-  if (obj == w->skip_a || obj == w->skip_b) return 0;
+  if (obj == NULL || obj == w->skip_a || obj == w->skip_b) return 0;
   if (LEAK_UNLIKELY(w->stack_count == w->stack_capacity) && stack_reserve(w, 1) < 0) return LEAK_ENOMEM;
   w->stack[w->stack_count].obj = obj;
   w->stack[w->stack_count].depth = w->push_depth;
   w->stack_count++;
+  return 0;
+}
+
+/* True when `obj` was pushed since `start` (an object's handful of referents). */
+static int pushed_since(const walker *w, size_t start, PyObject *obj) {
+  for (size_t i = start; i < w->stack_count; i++)
+    if (w->stack[i].obj == obj) return 1;
+  return 0;
+}
+
+/* How many entries ahead keep_new_from prefetches the seen set's slots. */
+#define DEEPSIZE_PREFETCH_AHEAD 8
+
+/* Marks the referents pushed since `start` as seen and keeps only those that were new.  Marking
+ * when pushed (not when popped) costs one lookup per reference, and the batch lets the lookups'
+ * cache misses overlap; an object referenced from two places is counted where it was first
+ * pushed, which changes the total only when a depth limit cuts between the two. */
+static int keep_new_from(walker *w, size_t start) {
+  size_t kept = start, end = w->stack_count;
+  for (size_t i = start; i < end; i++) {
+    if (i + DEEPSIZE_PREFETCH_AHEAD < end)
+      leak__addrset_prefetch(&w->seen, (uintptr_t)w->stack[i + DEEPSIZE_PREFETCH_AHEAD].obj);
+    PyObject *obj = w->stack[i].obj;
+    /* An object with one reference is reached only through its one referrer, which the walk
+     * visits once: it needs no entry in the seen set.  (Arguments are in the set whatever their
+     * count; anything else that holds a reference, the C stack included, raises the count.)  Most
+     * objects of ordinary data are held once, so this saves most of the set's cache misses. */
+    if (Py_REFCNT(obj) == 1) {
+      w->stack[kept++] = w->stack[i];
+      w->result.seen++;
+      continue;
+    }
+    int added = leak__addrset_add(&w->seen, (uintptr_t)obj);
+    if (added < 0) return added;
+    if (added) w->stack[kept++] = w->stack[i];
+  }
+  w->stack_count = kept;
   return 0;
 }
 
@@ -347,7 +383,8 @@ static int size_object(walker *w, PyObject *obj, size_t depth, size_t argument, 
         PyObject *dict;
         size_t virtual_size;
         leak__instance_dict_kind where = leak__object_instance_dict(obj, &dict, &virtual_size);
-        if (where == LEAK_INSTANCE_DICT_REAL) {
+        if (where == LEAK_INSTANCE_DICT_REAL && !pushed_since(w, start, dict)) {
+          /* once only: a dict held once is not looked up in the seen set */
           if (push(w, dict) < 0) return LEAK_ENOMEM;
         } else if (where == LEAK_INSTANCE_DICT_VIRTUAL) {
           /* Counted as the dict that reading obj.__dict__ would create (pympler creates it). */
@@ -360,6 +397,8 @@ static int size_object(walker *w, PyObject *obj, size_t depth, size_t argument, 
     default:
       break;
   }
+  int rc = keep_new_from(w, start);
+  if (rc < 0) return rc;
   reverse_from(w, start);
   return 0;
 }
@@ -369,10 +408,7 @@ static int size_object(walker *w, PyObject *obj, size_t depth, size_t argument, 
 static int walk_argument(walker *w, PyObject *root, size_t argument, size_t *share) {
   int rc = size_object(w, root, 0, argument, share);
   while (rc == 0 && w->stack_count > 0) {
-    stack_entry top = w->stack[--w->stack_count];
-    int added = leak__addrset_add(&w->seen, (uintptr_t)top.obj);
-    if (added < 0) return added;
-    if (added == 0) continue;
+    stack_entry top = w->stack[--w->stack_count]; /* marked seen when it was pushed */
     rc = size_object(w, top.obj, top.depth, argument, share);
   }
   w->stack_count = 0;
@@ -470,7 +506,7 @@ int leak__deep_size(PyObject *const *objs, size_t count, PyObject *const *exclud
       for (size_t j = 0; j < i; j++)
         if (objs[j] == objs[i] && first[j]) shares[i] = shares[j];
     }
-    w.result.seen = leak__addrset_count(&w.seen) - excluded_count;
+    w.result.seen += leak__addrset_count(&w.seen) - excluded_count;
     if (sizes) memcpy(sizes, shares, count * sizeof(size_t));
     if (result) *result = w.result;
   }
