@@ -439,11 +439,12 @@ leak__instance_dict_kind leak__object_instance_dict(PyObject *obj, PyObject **di
   if (!PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) return LEAK_INSTANCE_DICT_NONE;
 #if PY_VERSION_HEX >= 0x030D0000
   PyDictObject *real = _PyObject_GetManagedDict(obj);
+  int inline_valid = PyType_HasFeature(type, Py_TPFLAGS_INLINE_VALUES) && _PyObject_InlineValues(obj)->valid;
   if (real != NULL) {
     *dict = (PyObject *)real;
-    return LEAK_INSTANCE_DICT_REAL;
+    return inline_valid ? LEAK_INSTANCE_DICT_SHARED : LEAK_INSTANCE_DICT_REAL;
   }
-  if (PyType_HasFeature(type, Py_TPFLAGS_INLINE_VALUES) && _PyObject_InlineValues(obj)->valid) {
+  if (inline_valid) {
     *virtual_size = shared_keys_dict_size(type);
     return LEAK_INSTANCE_DICT_VIRTUAL;
   }

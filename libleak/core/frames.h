@@ -136,11 +136,14 @@ size_t leak__object_header_size(PyObject *obj);
 typedef enum leak__instance_dict_kind {
   LEAK_INSTANCE_DICT_NONE = 0,   /* no managed dict, or tp_traverse already shows it */
   LEAK_INSTANCE_DICT_REAL = 1,   /* a dict object exists that tp_traverse may not show: *dict */
-  LEAK_INSTANCE_DICT_VIRTUAL = 2 /* 3.11+: the attributes live in a values array; no dict exists */
+  LEAK_INSTANCE_DICT_VIRTUAL = 2, /* 3.11+: the attributes live in a values array; no dict exists */
+  LEAK_INSTANCE_DICT_SHARED = 3   /* 3.13: *dict exists but shares the values tp_traverse showed:
+                                   * count the dict's own size, do not follow it */
 } leak__instance_dict_kind;
 
 /* For an instance whose type keeps its __dict__ "managed" (3.11+), says where its attributes are.
- * REAL: *dict is the materialised dict (borrowed).  VIRTUAL: *virtual_size is what
+ * REAL: *dict is the materialised dict (borrowed).  SHARED: the same, but its values are the
+ * instance's own, already reported by tp_traverse.  VIRTUAL: *virtual_size is what
  * dict.__sizeof__ would report for the dict that reading obj.__dict__ would create (pympler's
  * asizeof creates it; libleak does not), without the gc header.  The attribute values themselves
  * are visited by the type's tp_traverse either way.  No allocation, no Python code. */

@@ -12,6 +12,8 @@
 #include "core/frames.h"
 #include "heap/deepsize.h"
 
+#include <frameobject.h> /* PyFrame_Type before 3.11 */
+
 #include <string.h>
 
 /* What the walk does with an object of a given type. */
@@ -203,7 +205,7 @@ static sizing sizing_of(walker *w, PyTypeObject *type, PyObject **descr) {
   }
   PyObject *found = _PyType_Lookup(type, name);
   if (found == NULL || found == w->object_sizeof) return SIZING_LINEAR;
-  if (Py_IS_TYPE(found, &PyMethodDescr_Type)) {
+  if (Py_TYPE(found) == &PyMethodDescr_Type) {
     PyMethodDef *method = ((PyMethodDescrObject *)found)->d_method;
     if ((method->ml_flags & (METH_VARARGS | METH_KEYWORDS | METH_NOARGS | METH_O | METH_CLASS | METH_STATIC)) ==
         METH_NOARGS) {
@@ -270,25 +272,28 @@ static Py_ssize_t call_c_sizeof(PyObject *descr, PyObject *obj) {
 static size_t estimated_sizeof(PyObject *obj) {
   PyTypeObject *type = Py_TYPE(obj);
   size_t size = (size_t)type->tp_basicsize;
-  if (type->tp_itemsize > 0) size += (size_t)type->tp_itemsize * (size_t)Py_ABS(Py_SIZE(obj));
+  /* ints keep their digit count elsewhere from 3.12; their own __sizeof__ does not fail */
+  if (type->tp_itemsize > 0 && !PyLong_Check(obj)) size += (size_t)type->tp_itemsize * (size_t)Py_ABS(Py_SIZE(obj));
   return size;
 }
 
 /* The object's __sizeof__ when it can be had without running Python code; -1 for deferred ones. */
 static Py_ssize_t sizeof_now(const walker *w, type_info *info, PyObject *obj) {
-  Py_ssize_t items = info->type->tp_itemsize > 0 ? info->type->tp_itemsize * Py_SIZE(obj) : 0;
   switch (info->how) {
-    case SIZING_LINEAR:
+    case SIZING_LINEAR: {
+      /* object.__sizeof__ itself trusts ob_size whenever tp_itemsize is set */
+      Py_ssize_t items = info->type->tp_itemsize > 0 ? info->type->tp_itemsize * Py_SIZE(obj) : 0;
       if (LEAK_LIKELY(info->constant_known)) return info->constant + items;
       {
         Py_ssize_t first = -1;
-        if (w->object_sizeof != NULL && Py_IS_TYPE(w->object_sizeof, &PyMethodDescr_Type))
+        if (w->object_sizeof != NULL && Py_TYPE(w->object_sizeof) == &PyMethodDescr_Type)
           first = call_c_sizeof(w->object_sizeof, obj);
         if (first < 0) return (Py_ssize_t)estimated_sizeof(obj);
         info->constant = first - items;
         info->constant_known = 1;
         return first;
       }
+    }
     case SIZING_C: {
       Py_ssize_t size = call_c_sizeof(info->sizeof_descr, obj);
       return size >= 0 ? size : (Py_ssize_t)estimated_sizeof(obj);
@@ -314,6 +319,20 @@ static int defer(walker *w, PyObject *obj, size_t argument) {
 }
 
 /* ---- The walk ----------------------------------------------------------------------------- */
+
+/* Counts an object's own size, without its referents, unless it was seen; marks it seen.  For a
+ * dict whose values the walk has already reported through their other holder. */
+static int count_flat_once(walker *w, PyObject *obj, size_t *share) {
+  int added = leak__addrset_add(&w->seen, (uintptr_t)obj);
+  if (added <= 0) return added;
+  type_info *info = type_info_of(w, Py_TYPE(obj));
+  if (info == NULL) return LEAK_ENOMEM;
+  Py_ssize_t size = sizeof_now(w, info, obj);
+  if (size < 0) size = (Py_ssize_t)estimated_sizeof(obj); /* dicts never get here */
+  *share += aligned((size_t)size + leak__object_header_size(obj), w->mask);
+  w->result.objects++;
+  return 0;
+}
 
 /* Counts one object (already marked seen) at `depth` and pushes the referents its kind follows.
  * Adds its size to *share, or defers it under `argument`. */
@@ -386,6 +405,9 @@ static int size_object(walker *w, PyObject *obj, size_t depth, size_t argument, 
         if (where == LEAK_INSTANCE_DICT_REAL && !pushed_since(w, start, dict)) {
           /* once only: a dict held once is not looked up in the seen set */
           if (push(w, dict) < 0) return LEAK_ENOMEM;
+        } else if (where == LEAK_INSTANCE_DICT_SHARED) {
+          int rc = count_flat_once(w, dict, share);
+          if (rc < 0) return rc;
         } else if (where == LEAK_INSTANCE_DICT_VIRTUAL) {
           /* Counted as the dict that reading obj.__dict__ would create (pympler creates it). */
           *share += aligned(virtual_size + w->dict_header, w->mask);
