@@ -80,7 +80,8 @@ static inline size_t aligned(size_t size, size_t mask) { return (size + mask) & 
 
 /* ---- The stack ---------------------------------------------------------------------------- */
 
-/* Grows the stack geometrically; the walk's only allocation besides the seen set. */
+/* Grows the stack geometrically (the stack, the seen set, the type table and the deferred list are
+ * the walk's only allocations, all outside the Python heap). */
 static int stack_reserve(walker *w, size_t more) {
   if (w->stack_count + more <= w->stack_capacity) return 0;
   size_t capacity = w->stack_capacity ? w->stack_capacity : 1024;
@@ -320,6 +321,23 @@ static int defer(walker *w, PyObject *obj, size_t argument) {
 
 /* ---- The walk ----------------------------------------------------------------------------- */
 
+/* A NumPy array's .base (a new reference), read through its C getter; NULL (no exception set)
+ * when the attribute is not a C getter or fails. */
+static PyObject *numpy_base(PyObject *obj) {
+  static PyObject *name; /* interned "base", kept for the process */
+  if (name == NULL && (name = PyUnicode_InternFromString("base")) == NULL) {
+    PyErr_Clear();
+    return NULL;
+  }
+  PyObject *descr = _PyType_Lookup(Py_TYPE(obj), name);
+  if (descr == NULL || Py_TYPE(descr) != &PyGetSetDescr_Type) return NULL;
+  PyGetSetDef *getset = ((PyGetSetDescrObject *)descr)->d_getset;
+  if (getset->get == NULL) return NULL;
+  PyObject *base = getset->get(obj, getset->closure);
+  if (base == NULL) PyErr_Clear();
+  return base;
+}
+
 /* Counts an object's own size, without its referents, unless it was seen; marks it seen.  For a
  * dict whose values the walk has already reported through their other holder. */
 static int count_flat_once(walker *w, PyObject *obj, size_t *share) {
@@ -375,12 +393,10 @@ static int size_object(walker *w, PyObject *obj, size_t depth, size_t argument, 
       break;
     }
     case KIND_NUMPY: {
-      /* ndarray.base is a C getter; it returns the array a view looks into, or None. */
-      PyObject *base = PyObject_GetAttrString(obj, "base");
-      if (base == NULL) {
-        PyErr_Clear();
-        break;
-      }
+      /* ndarray.base is a C getter returning the array a view looks into, or None; it is called
+       * directly, and only when no subclass replaced it with Python code. */
+      PyObject *base = numpy_base(obj);
+      if (base == NULL) break;
       int rc = push(w, base);
       Py_DECREF(base); /* the view keeps its base alive */
       if (rc < 0) return rc;
