@@ -14,5 +14,6 @@
 #include "libleak/snapshot.h"
 #include "libleak/heap.h"
 #include "libleak/refs.h"
+#include "libleak/deepsize.h"
 
 #endif

@@ -39,5 +39,7 @@ extern const leak__py_area leak__py_heap_area;
 extern const leak__py_area leak__py_refs_area;
 /* The rendering area: Graphviz pictures in process and dominator trees (pybind/render.c). */
 extern const leak__py_area leak__py_render_area;
+/* The deep-size area: libleak.asizeof (pybind/deepsize.c). */
+extern const leak__py_area leak__py_deepsize_area;
 
 #endif

@@ -144,9 +144,6 @@ int leak__frames_gc_each(PyInterpreterState *interp, int permanent, leak__gc_obj
 /* True when the gc tracks `obj` (false for objects of non-gc types, and for static types). */
 int leak__frames_gc_is_tracked(PyObject *obj);
 
-/* What sys.getsizeof adds to obj.__sizeof__(): the GC header (and from 3.12 the pre-header). */
-size_t leak__frames_sizeof_header(PyObject *obj);
-
 /* __sizeof__ of an int, a str and a dict (or of a subclass that does not override it). */
 size_t leak__frames_int_sizeof(PyObject *obj);
 size_t leak__frames_str_sizeof(PyObject *obj);
@@ -222,5 +219,29 @@ uint64_t leak__frames_gc_fingerprint(PyInterpreterState *interp);
 /* The name (a borrowed str) of local slot `slot` of code object `code`, or NULL when the slot is
  * not a named local (the value stack) or `code` is not a code object. */
 PyObject *leak__frames_local_name(PyObject *code, int slot);
+
+/* ---- Object layout facts for sizing (used by the deep size, heap/deepsize.c) ----------------
+ * Like frames, these differ between CPython versions, so they live here. */
+
+/* The bytes sys.getsizeof adds to o.__sizeof__() for `obj`: the gc header, and from 3.11 the
+ * pre-header words of managed dicts and weak references.  No allocation, no Python code. */
+size_t leak__object_header_size(PyObject *obj);
+
+/* What leak__object_instance_dict found. */
+typedef enum leak__instance_dict_kind {
+  LEAK_INSTANCE_DICT_NONE = 0,   /* no managed dict, or tp_traverse already shows it */
+  LEAK_INSTANCE_DICT_REAL = 1,   /* a dict object exists that tp_traverse may not show: *dict */
+  LEAK_INSTANCE_DICT_VIRTUAL = 2, /* 3.11+: the attributes live in a values array; no dict exists */
+  LEAK_INSTANCE_DICT_SHARED = 3   /* 3.13: *dict exists but shares the values tp_traverse showed:
+                                   * count the dict's own size, do not follow it */
+} leak__instance_dict_kind;
+
+/* For an instance whose type keeps its __dict__ "managed" (3.11+), says where its attributes are.
+ * REAL: *dict is the materialised dict (borrowed).  SHARED: the same, but its values are the
+ * instance's own, already reported by tp_traverse.  VIRTUAL: *virtual_size is what
+ * dict.__sizeof__ would report for the dict that reading obj.__dict__ would create (pympler's
+ * asizeof creates it; libleak does not), without the gc header.  The attribute values themselves
+ * are visited by the type's tp_traverse either way.  No allocation, no Python code. */
+leak__instance_dict_kind leak__object_instance_dict(PyObject *obj, PyObject **dict, size_t *virtual_size);
 
 #endif

@@ -126,7 +126,7 @@ static int count_object(void *arg, PyObject *obj, int tracked) {
   census_type *t = &c->types[row];
   if (t->sizer == LEAK__SIZE_UNKNOWN) {
     t->sizer = leak__sizes_kind(&ctx->sizes, (PyTypeObject *)type);
-    t->header = (uint32_t)leak__frames_sizeof_header(obj);
+    t->header = (uint32_t)leak__object_header_size(obj);
   }
   t->count++;
   if (t->sizer == LEAK__SIZE_DEFERRED) {
