@@ -42,7 +42,10 @@ static PyObject *path_tuple(const leak__ref_index *index, const leak__retention_
   }
   PyObject *frame = Py_None;
   Py_INCREF(frame);
-  if (path->frame != NULL) {
+  if (path->kind == LEAK__ROOT_THREAD) {
+    Py_DECREF(frame);
+    frame = Py_BuildValue("(Oiks)", Py_None, 0, path->thread_id, path->owned_as ? path->owned_as : "?");
+  } else if (path->frame != NULL) {
     Py_DECREF(frame);
     const leak__frame_root *root = path->frame;
     PyObject *name = leak__frames_local_name(root->code, root->slot);

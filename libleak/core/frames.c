@@ -557,6 +557,28 @@ const void *leak__frames_frame_id(PyObject *frame_object) {
 #endif
 }
 
+int leak__frames_thread_owned(PyThreadState *tstate, leak__thread_owned_fn fn, void *arg) {
+  int rc = 0;
+#define OWNED(object, text) \
+  if (rc == 0 && (object) != NULL) rc = fn(arg, tstate, (PyObject *)(object), text)
+  OWNED(tstate->dict, "its thread state dict");
+#if PY_VERSION_HEX >= 0x030C0000
+  OWNED(tstate->current_exception, "the exception being raised");
+#else
+  OWNED(tstate->curexc_value, "the exception being raised");
+  OWNED(tstate->curexc_traceback, "the traceback of the exception being raised");
+#endif
+  for (_PyErr_StackItem *item = tstate->exc_info; item != NULL && rc == 0; item = item->previous_item) {
+    OWNED(item->exc_value, "the exception being handled");
+#if PY_VERSION_HEX < 0x030B0000
+    OWNED(item->exc_traceback, "the traceback of the exception being handled");
+#endif
+  }
+  OWNED(tstate->async_exc, "a pending asynchronous exception");
+#undef OWNED
+  return rc;
+}
+
 int leak__frames_is_immortal(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030C0000
   return _Py_IsImmortal(obj);

@@ -209,6 +209,14 @@ PyObject *leak__frames_frame_code(PyObject *frame_object);
 /* The frame a frame object stands for, as leak__frame_ref.frame names it. */
 const void *leak__frames_frame_id(PyObject *frame_object);
 
+/* Called for each object a thread state holds itself; `what` says which (static text). */
+typedef int (*leak__thread_owned_fn)(void *arg, PyThreadState *tstate, PyObject *obj, const char *what);
+
+/* Reports the objects `tstate` holds outside any frame: its per-thread dict, the exception being
+ * raised, the exceptions being handled (sys.exc_info(), innermost first) and a pending asynchronous
+ * exception.  Reads fields only; a nonzero return of fn stops and is returned. */
+int leak__frames_thread_owned(PyThreadState *tstate, leak__thread_owned_fn fn, void *arg);
+
 /* True for an immortal object (3.12+), whose reference count means nothing; 0 before 3.12. */
 int leak__frames_is_immortal(PyObject *obj);
 

@@ -141,6 +141,9 @@ static void format_path(const leak__ref_index *index, const leak__retention_path
       if (local_name) add(l, ": %s", local_name);
       break;
     }
+    case LEAK__ROOT_THREAD:
+      add(l, "thread %lu (%s):", path->thread_id, path->owned_as ? path->owned_as : "?");
+      break;
     case LEAK__ROOT_EXTERNAL:
       add(l, "external %zd reference%s not held by Python objects:", path->unaccounted,
           path->unaccounted == 1 ? "" : "s");
@@ -151,7 +154,9 @@ static void format_path(const leak__ref_index *index, const leak__retention_path
   }
   for (size_t i = start; i < path->length; i++) {
     PyObject *obj = leak__ref_index_object(index, path->nodes[i]);
-    add(l, "%s%s", (i == start && (path->kind == LEAK__ROOT_EXTERNAL || path->kind == LEAK__ROOT_GARBAGE)) ? " " : " -> ",
+    int after_colon = i == start && (path->kind == LEAK__ROOT_EXTERNAL || path->kind == LEAK__ROOT_GARBAGE ||
+                                     path->kind == LEAK__ROOT_THREAD);
+    add(l, "%s%s", after_colon ? " " : " -> ",
         short_type_name(Py_TYPE(obj), name, sizeof(name)));
     if (i + 1 < path->length) {
       add(l, "%s", labels[i]);
@@ -231,10 +236,10 @@ int leak_refs_write_why_alive(leak_refs_index *given, struct _object *obj, size_
 }
 
 static leak__picture_style style_of(leak__root_kind kind) {
-  static const leak__picture_style styles[] = {LEAK_PICTURE_ROOT_MODULE, LEAK_PICTURE_ROOT_CLASS,
-                                               LEAK_PICTURE_ROOT_SYS,    LEAK_PICTURE_ROOT_BUILTINS,
-                                               LEAK_PICTURE_ROOT_FRAME,  LEAK_PICTURE_ROOT_EXTERNAL,
-                                               LEAK_PICTURE_ROOT_GARBAGE};
+  static const leak__picture_style styles[] = {LEAK_PICTURE_ROOT_MODULE,   LEAK_PICTURE_ROOT_CLASS,
+                                               LEAK_PICTURE_ROOT_SYS,      LEAK_PICTURE_ROOT_BUILTINS,
+                                               LEAK_PICTURE_ROOT_FRAME,    LEAK_PICTURE_ROOT_THREAD,
+                                               LEAK_PICTURE_ROOT_EXTERNAL, LEAK_PICTURE_ROOT_GARBAGE};
   return styles[kind];
 }
 

@@ -8,7 +8,7 @@
 #define UNSEEN UINT32_MAX
 
 const char *leak__root_kind_name(leak__root_kind kind) {
-  static const char *const names[] = {"module", "class", "sys", "builtins", "frame", "external", "garbage"};
+  static const char *const names[] = {"module", "class", "sys", "builtins", "frame", "thread", "external", "garbage"};
   return (unsigned)kind < LEAK_ARRAY_SIZE(names) ? names[kind] : "?";
 }
 
@@ -20,6 +20,8 @@ typedef struct candidate {
   PyObject *holder;
   const leak__frame_root *frame;
   Py_ssize_t unaccounted;
+  unsigned long thread_id;
+  const char *owned_as;
 } candidate;
 
 typedef struct search {
@@ -33,7 +35,20 @@ typedef struct search {
   int held_elsewhere; /* something other than a skipped frame refers to the target's component */
   uint8_t *terminal;  /* per node: 0 not looked at, 1 not a namespace root, 2 + kind: a namespace root */
   PyObject *holder_of_last; /* the module or class of the last namespace root looked at */
+  struct owned {
+    PyObject *obj;
+    unsigned long thread_id;
+    const char *what;
+  } owned[64]; /* what thread states hold, every thread's (the first 64) */
+  size_t nowned;
 } search;
+
+static int note_owned(void *arg, PyThreadState *tstate, PyObject *obj, const char *what) {
+  search *s = arg;
+  if (s->nowned < LEAK_ARRAY_SIZE(s->owned))
+    s->owned[s->nowned++] = (struct owned){obj, leak__frames_thread_id(tstate), what};
+  return 0;
+}
 
 static int note(search *s, candidate c) {
   if (s->nfound == s->capacity) {
@@ -107,7 +122,7 @@ static int classify(search *s, uint32_t v, uint32_t target) {
   const leak__frame_root *roots = leak__ref_index_frame_roots(index, v, &nroots);
   for (size_t i = 0; i < nroots && s->frames < s->options->max_paths; i++) {
     if (!frame_counts(s, &roots[i])) continue;
-    if (note(s, (candidate){LEAK__ROOT_FRAME, v, UNSEEN, NULL, &roots[i], 0}) < 0) return LEAK_ENOMEM;
+    if (note(s, (candidate){LEAK__ROOT_FRAME, v, UNSEEN, NULL, &roots[i], 0, 0, NULL}) < 0) return LEAK_ENOMEM;
     /* A frame object of a thread's stack (before 3.11) is the root itself: the frames it called
      * refer to it through f_back, which is no reason to keep it alive. */
     if (PyFrame_Check(obj)) return 1;
@@ -115,14 +130,24 @@ static int classify(search *s, uint32_t v, uint32_t target) {
   }
   Py_ssize_t unaccounted = leak__ref_index_unaccounted(index, v);
   if (v == target) unaccounted -= s->options->target_held;
+  if (unaccounted > 0)
+    for (size_t i = 0; i < s->nowned; i++)
+      if (s->owned[i].obj == obj) {
+        /* a thread state's reference: not C code's at large */
+        if (note(s, (candidate){LEAK__ROOT_THREAD, v, UNSEEN, NULL, NULL, 0, s->owned[i].thread_id, s->owned[i].what}) < 0)
+          return LEAK_ENOMEM;
+        if (--unaccounted == 0) break;
+      }
   if (unaccounted > 0 && s->externals < s->options->max_paths)
-    if (note(s, (candidate){LEAK__ROOT_EXTERNAL, v, UNSEEN, NULL, NULL, unaccounted}) < 0) return LEAK_ENOMEM;
+    if (note(s, (candidate){LEAK__ROOT_EXTERNAL, v, UNSEEN, NULL, NULL, unaccounted, 0, NULL}) < 0) return LEAK_ENOMEM;
   return 0;
 }
 
 /* The order paths are given in: preferred kinds first, then frames, then external; within a kind,
  * the order found (shortest first). */
-static int group_of(leak__root_kind kind) { return kind <= LEAK__ROOT_BUILTINS ? 0 : kind == LEAK__ROOT_FRAME ? 1 : 2; }
+static int group_of(leak__root_kind kind) {
+  return kind <= LEAK__ROOT_BUILTINS ? 0 : (kind == LEAK__ROOT_FRAME || kind == LEAK__ROOT_THREAD) ? 1 : 2;
+}
 
 /* Copies the path from candidate c's node down to the target, following `toward`. */
 static int make_path(const candidate *c, const uint32_t *toward, uint32_t target, leak__retention_path *path) {
@@ -140,6 +165,8 @@ static int make_path(const candidate *c, const uint32_t *toward, uint32_t target
   path->holder = c->holder;
   path->frame = c->frame;
   path->unaccounted = c->unaccounted;
+  path->thread_id = c->thread_id;
+  path->owned_as = c->owned_as;
   return 0;
 }
 
@@ -154,7 +181,9 @@ int leak__retention_find(const leak__ref_index *index, uint32_t target, const le
   PyInterpreterState *interp = tstate ? leak__frames_interpreter(tstate) : NULL;
   search s = {index, options, interp ? leak__frames_sys_dict(interp) : NULL,
               interp ? leak__frames_builtins_dict(interp) : NULL, NULL, 0, 0, 0, 0, 0, 0,
-              leak__calloc(index->nodes ? index->nodes : 1, 1), NULL};
+              leak__calloc(index->nodes ? index->nodes : 1, 1), NULL, {{NULL, 0, NULL}}, 0};
+  for (PyThreadState *t = interp ? PyInterpreterState_ThreadHead(interp) : NULL; t != NULL; t = PyThreadState_Next(t))
+    leak__frames_thread_owned(t, note_owned, &s);
   int rc = 0;
   if (toward == NULL || queue == NULL || s.terminal == NULL) rc = LEAK_ENOMEM;
   if (rc == 0) {
@@ -165,7 +194,7 @@ int leak__retention_find(const leak__ref_index *index, uint32_t target, const le
     /* A namespace (a module's or class's __dict__) ends paths, and is a root once for each object
      * it holds on the way: CACHE and blob of one module are two paths. */
     int kind = namespace_root(&s, target);
-    if (kind >= 0 && note(&s, (candidate){(leak__root_kind)kind, target, UNSEEN, s.holder_of_last, NULL, 0}) < 0)
+    if (kind >= 0 && note(&s, (candidate){(leak__root_kind)kind, target, UNSEEN, s.holder_of_last, NULL, 0, 0, NULL}) < 0)
       rc = LEAK_ENOMEM;
     while (rc == 0 && kind < 0 && head < tail && s.preferred < max_paths) {
       uint32_t v = queue[head++];
@@ -181,7 +210,8 @@ int leak__retention_find(const leak__ref_index *index, uint32_t target, const le
         int root = namespace_root(&s, referrer);
         if (root >= 0) {
           s.held_elsewhere = 1;
-          if (note(&s, (candidate){(leak__root_kind)root, referrer, v, s.holder_of_last, NULL, 0}) < 0) rc = LEAK_ENOMEM;
+          if (note(&s, (candidate){(leak__root_kind)root, referrer, v, s.holder_of_last, NULL, 0, 0, NULL}) < 0)
+            rc = LEAK_ENOMEM;
           continue;
         }
         if (toward[referrer] != UNSEEN) continue;
@@ -205,7 +235,7 @@ int leak__retention_find(const leak__ref_index *index, uint32_t target, const le
     /* the path shows one reference of the cycle: its first referrer, down to the target */
     uint32_t first = index->in_first[target] < index->in_first[target + 1] ? index->referrers[index->in_first[target]] : target;
     if (first != target) toward[first] = target;
-    candidate garbage = {LEAK__ROOT_GARBAGE, first, UNSEEN, NULL, NULL, 0};
+    candidate garbage = {LEAK__ROOT_GARBAGE, first, UNSEEN, NULL, NULL, 0, 0, NULL};
     rc = make_path(&garbage, toward, target, &out[n++]);
   }
   leak__free(toward);

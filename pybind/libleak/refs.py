@@ -123,7 +123,7 @@ def _key_of(label):
 class RetentionPath:
     """One chain of references from a root down to the object.
 
-    ``root_kind``: 'module', 'class', 'sys', 'builtins', 'frame', 'external' or 'garbage';
+    ``root_kind``: 'module', 'class', 'sys', 'builtins', 'frame', 'thread', 'external' or 'garbage';
     ``root_name``: the module, the class ('module.Qualname'), the frame ('func (file:line) in thread
     NAME'), or for external roots how many references are unaccounted for; ``edges``: (referrer,
     label) pairs from the root down, each referrer holding the next object (the last holds the
@@ -154,6 +154,9 @@ class RetentionPath:
             self.root_name = "%s in thread %s" % (where, _thread_name(thread_id))
             if local is not None:
                 self.root_label = local
+        elif kind == "thread":
+            _, _, thread_id, what = frame
+            self.root_name = "%s (%s)" % (_thread_name(thread_id), what)
         elif kind == "external":
             self.root_name = "%d reference%s not held by Python objects" % (unaccounted, "" if unaccounted == 1 else "s")
         else:

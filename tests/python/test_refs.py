@@ -298,3 +298,34 @@ def test_render_draws_the_paths(tmp_path):
             refs.render(5)
     finally:
         del sys.modules[app.__name__]
+
+
+def test_the_exception_a_thread_is_handling_is_a_thread_root():
+    ready, stop = threading.Event(), threading.Event()
+    found = {}
+
+    def handler():
+        try:
+            raise RuntimeError(bytearray(40000))
+        except RuntimeError as error:
+            found["payload"] = id(error.args[0])
+            del error
+            ready.set()
+            stop.wait()
+
+    thread = threading.Thread(target=handler, name="handling")
+    thread.start()
+    ready.wait()
+    try:
+        import libleak.objgraph as objgraph
+
+        (payload,) = objgraph.at_addrs([found["payload"]], all_objects=True)
+        retention = refs.why_alive(payload)
+        del payload
+        thread_paths = [p for p in retention.paths if p.root_kind == "thread"]
+        assert thread_paths, retention
+        assert "handling (the exception being handled)" in thread_paths[0].root_name
+        assert thread_paths[0].labels[:1] == [".args"]
+    finally:
+        stop.set()
+        thread.join()
