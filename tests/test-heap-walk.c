@@ -215,16 +215,17 @@ TEST(heap_walk_visits_every_object_once_and_allocates_nothing) {
 
 TEST(heap_walk_reaches_untracked_objects_however_deep) {
   start_python_with_probe();
-  /* A chain of a million tuples holding a str at its far end: a walk from the chain's head gets
-   * there with its own stack (no C recursion), and the whole-heap walk finds the str, which no
-   * tracked object holds but the innermost tuple, and untracked tuples the gc made. */
+  /* A chain of 300,000 tuples holding a str at its far end (recursing through it would take
+   * far more than the 8 MiB C stack): a walk from the chain's head gets there with its own stack,
+   * and the whole-heap walk finds the str, which no tracked object holds but the innermost tuple,
+   * and untracked tuples the gc made. */
   ASSERT_EQ(test_python_run("import gc, _probe\n"
                             "far = ''.join(['only', ' reachable', ' at the end'])\n"
                             "chain = far\n"
-                            "for i in range(1000000):\n"
+                            "for i in range(300000):\n"
                             "    chain = (chain,)\n"
                             "visits, distinct, seen = _probe.walk_from(chain, far)\n"
-                            "assert seen and visits == distinct == 1000001, (visits, distinct)\n"
+                            "assert seen and visits == distinct == 300001, (visits, distinct)\n"
                             "gc.collect(); gc.collect(); gc.collect()\n"
                             "inner = chain[0][0][0][0][0][0][0][0][0][0]\n"
                             "del far\n"

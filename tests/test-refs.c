@@ -92,7 +92,7 @@ TEST(refs_index_survives_running_out_of_memory_anywhere) {
   test_python_start();
   ASSERT_EQ(test_python_run("data = [{'k': (i,)} for i in range(2000)]\n"), 0);
   int built = 0;
-  for (long fail = 0; fail < 100000 && !built; fail += 1 + fail / 4) {
+  for (long fail = 0; fail < 100000 && !built; fail += 1 + fail / 3) {
     leak__ref_index *index = NULL;
     leak__alloc_fail_after(fail);
     int rc = leak__ref_index_build(&index);

@@ -103,7 +103,7 @@ static void add_key(line *l, const char *label) {
     add(l, "%s", label);
 }
 
-/* One path as libleak.refs prints it (without its rewriting of closures and instance dicts). */
+/* One path as libleak.refs prints it (without its naming of closure variables). */
 static void format_path(const leak__ref_index *index, const leak__retention_path *path, char (*labels)[LABEL_CAPACITY],
                         line *l) {
   char name[128];
@@ -158,7 +158,12 @@ static void format_path(const leak__ref_index *index, const leak__retention_path
                                      path->kind == LEAK__ROOT_THREAD);
     add(l, "%s%s", after_colon ? " " : " -> ",
         short_type_name(Py_TYPE(obj), name, sizeof(name)));
-    if (i + 1 < path->length) {
+    if (i + 2 < path->length && strcmp(labels[i], ".__dict__") == 0 && strncmp(labels[i + 1], "['", 2) == 0) {
+      /* instance.__dict__ -> dict['name'] reads instance.name, as 3.11+ instances without a dict */
+      size_t n = strlen(labels[i + 1]);
+      add(l, ".%.*s", (int)(n > 4 ? n - 4 : 0), labels[i + 1] + 2);
+      i++;
+    } else if (i + 1 < path->length) {
       add(l, "%s", labels[i]);
     } else {
       char size[32];
