@@ -4,6 +4,7 @@
 #include "core/internal.h"
 #include "heap/walk.h"
 #include "runner.h"
+#include "test-alloc-counter.h"
 
 /* ---- The visited set ------------------------------------------------------------------------ */
 
@@ -62,30 +63,6 @@ TEST(objset_survives_running_out_of_memory) {
 
 /* ---- The walk, seen from Python through a probe module ----------------------------------------- */
 
-static volatile long allocations_seen;
-static volatile int counting;
-static PyMemAllocatorEx saved_allocators[3];
-
-static void *counting_malloc(void *ctx, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->malloc(inner->ctx, size);
-}
-static void *counting_calloc(void *ctx, size_t n, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->calloc(inner->ctx, n, size);
-}
-static void *counting_realloc(void *ctx, void *ptr, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->realloc(inner->ctx, ptr, size);
-}
-static void counting_free(void *ctx, void *ptr) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  inner->free(inner->ctx, ptr);
-}
 
 /* What a probe walk gathers: every visit (to find repeats), and whether `wanted` was seen. */
 typedef struct probe_walk {
@@ -185,13 +162,7 @@ static PyObject *probe_init(void) { return PyModule_Create(&probe_module); }
 static void start_python_with_probe(void) {
   PyImport_AppendInittab("_probe", probe_init);
   test_python_start();
-  PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
-  for (int d = 0; d < 3; d++) {
-    PyMem_GetAllocator(domains[d], &saved_allocators[d]);
-    PyMemAllocatorEx hook = {&saved_allocators[d], counting_malloc, counting_calloc, counting_realloc,
-                             counting_free};
-    PyMem_SetAllocator(domains[d], &hook);
-  }
+  install_counting_allocators();
 }
 
 TEST(heap_walk_visits_every_object_once_and_allocates_nothing) {

@@ -1,6 +1,7 @@
 /* The public C API of the refs area (include/libleak/refs.h): an index with its retained sizes made
  * on demand, why-alive reports as text or pictures, retained sizes and top retainers. */
 #include "core/internal.h"
+#include "core/sigsafe.h"
 #include "refs/index.h"
 #include "refs/labels.h"
 #include "refs/render.h"
@@ -202,18 +203,6 @@ static int find_paths(leak_refs_index *refs, PyObject *obj, size_t max_paths, le
   return 0;
 }
 
-static int write_all(int fd, const char *text, size_t length) {
-  while (length > 0) {
-    ssize_t n = write(fd, text, length);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    text += n;
-    length -= (size_t)n;
-  }
-  return 0;
-}
 
 int leak_refs_write_why_alive(leak_refs_index *given, struct _object *obj, size_t max_paths, int fd) {
   if (max_paths == 0) return LEAK_EINVAL;
@@ -230,9 +219,9 @@ int leak_refs_write_why_alive(leak_refs_index *given, struct _object *obj, size_
       line l = {{0}, 0};
       format_path(refs->index, &paths[p], labels + at, &l);
       at += paths[p].length;
-      rc = write_all(fd, l.text, l.length);
+      rc = leak__sigsafe_write(fd, l.text, l.length);
     }
-    if (rc == 0 && count == 0) rc = write_all(fd, "nothing but the caller's own references holds it\n", 49);
+    if (rc == 0 && count == 0) rc = leak__sigsafe_write(fd, "nothing but the caller's own references holds it\n", 49);
     leak__free(labels);
     leak__retention_free(paths, count);
   }
