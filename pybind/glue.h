@@ -32,4 +32,7 @@ extern const leak__py_area leak__py_tracer_area;
  * (pybind/extbuffers.c). */
 extern const leak__py_area leak__py_extbuffers_area;
 
+/* The class-tracking area: pympler's ClassTracker at the C level (pybind/classtrack.c). */
+extern const leak__py_area leak__py_classtrack_area;
+
 #endif

@@ -21,4 +21,10 @@ static inline PyObject *leak__py_newref(PyObject *o) {
 #define PyThreadState_GetInterpreter(ts) ((ts)->interp)
 #endif
 
+#if PY_VERSION_HEX >= 0x030D0000
+/* sys.getsizeof's C half: exported on every version, but 3.13 moved its declaration to an internal
+ * header (used by the class tracker). */
+PyAPI_FUNC(size_t) _PySys_GetSizeOf(PyObject *);
+#endif
+
 #endif
