@@ -149,3 +149,43 @@ TEST(classtrack_out_of_memory_leaves_nothing_tracked) {
   Py_DECREF(doc);
   return 0;
 }
+
+TEST(classtrack_table_survives_churn) {
+  test_python_start();
+  ASSERT_EQ(test_python_run(classes_source), 0);
+  PyTypeObject *doc = main_class("Doc");
+  ASSERT_EQ(leak_classtrack_attach(doc, NULL), 0);
+  /* Creations and frees in a shuffled order, through several growths of the instance table. */
+  ASSERT_EQ(test_python_run("import random\n"
+                            "rng = random.Random(7)\n"
+                            "live = [Doc() for _ in range(5000)]\n"
+                            "for _ in range(8):\n"
+                            "    rng.shuffle(live)\n"
+                            "    del live[:1500]\n"
+                            "    live.extend(Doc() for _ in range(1000))\n"),
+            0);
+  leak_classtrack_counters c;
+  ASSERT_EQ(leak_classtrack_get_counters(doc, &c), 0);
+  ASSERT_EQ(c.alive, 5000 - 8 * 500);
+  ASSERT_EQ(c.created, 5000 + 8 * 1000);
+  ASSERT_EQ(c.destroyed, c.created - c.alive);
+  ASSERT_EQ(leak__classtrack_record_count(), c.alive);
+  leak__classtrack_record *records;
+  size_t count;
+  ASSERT_EQ(leak__classtrack_records(doc, &records, &count), 0);
+  ASSERT_EQ(count, c.alive);
+  PyObject *live = PyObject_GetAttrString(PyImport_AddModule("__main__"), "live");
+  ASSERT(live != NULL);
+  for (size_t i = 0; i < count; i++) {
+    ASSERT(Py_TYPE(records[i].object) == doc);
+    ASSERT_EQ(PySequence_Contains(live, records[i].object), 1);
+    Py_DECREF(records[i].object);
+  }
+  leak__free(records);
+  Py_DECREF(live);
+  ASSERT_EQ(test_python_run("del live[:]\n"), 0);
+  ASSERT_EQ(leak__classtrack_record_count(), 0);
+  ASSERT_EQ(leak_classtrack_detach_all(), 0);
+  Py_DECREF(doc);
+  return 0;
+}

@@ -23,6 +23,7 @@
 #include "heap/classtrack.h"
 #include "tracer/tracer.h"
 
+#include <string.h>
 #include <time.h>
 
 /* Set by uthash when it could not allocate (HASH_NONFATAL_OOM); checked after each add. */
@@ -50,23 +51,103 @@ typedef struct hooked_type {
   UT_hash_handle hh;
 } hooked_type;
 
-/* A live instance, keyed by its address. */
+/* A live instance, stored inline in the instance table (address 0: an empty slot). */
 typedef struct instance {
-  uintptr_t address; /* key */
+  uintptr_t address;
   tracked_class *owner;
   uint64_t birth_ns;
   uint64_t size;
   leak__stack_id stack;
-  int kept; /* we hold a reference for options.keep */
-  UT_hash_handle hh;
+  uint32_t kept; /* we hold a reference for options.keep */
 } instance;
 
-/* The three tables (GIL).  stacks_pinned: whether this module holds a pin on the stack table, which
- * it does while any class is tracked with trace. */
+/* The instance table: open addressing with linear probing on the address, records inline (one
+ * allocation for the whole table, none per instance: a tracked instance costs one probe), load kept
+ * at or under 1/2, removal by backward shift so no tombstones build up.  Guarded by the GIL. */
+typedef struct instance_table {
+  instance *slots;
+  size_t mask; /* capacity - 1; capacity is a power of two, 0 slots when never used */
+  size_t count;
+} instance_table;
+
+/* The tables (GIL).  stacks_pinned: whether this module holds a pin on the stack table, which it
+ * does while any class is tracked with trace. */
 static tracked_class *classes;
 static hooked_type *hooked;
-static instance *instances;
+static instance_table instances;
 static int stacks_pinned;
+
+/* Addresses are 16-byte aligned and clustered: Fibonacci hashing of address/16 spreads them. */
+static size_t home_slot(uintptr_t address, size_t mask) {
+  return (size_t)(((uint64_t)(address >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & mask;
+}
+
+/* The record of `address`, or NULL. */
+static instance *instances_find(uintptr_t address) {
+  if (instances.count == 0) return NULL;
+  for (size_t i = home_slot(address, instances.mask);; i = (i + 1) & instances.mask) {
+    if (instances.slots[i].address == address) return &instances.slots[i];
+    if (instances.slots[i].address == 0) return NULL;
+  }
+}
+
+/* Doubles the table (or makes its first 1024 slots).  0, or LEAK_ENOMEM with the table unchanged. */
+static int instances_grow(void) {
+  size_t capacity = instances.slots ? (instances.mask + 1) * 2 : 1024;
+  instance *slots = leak__calloc(capacity, sizeof(*slots));
+  if (slots == NULL) return LEAK_ENOMEM;
+  size_t mask = capacity - 1;
+  if (instances.slots != NULL) {
+    for (size_t i = 0; i <= instances.mask; i++) {
+      if (instances.slots[i].address == 0) continue;
+      size_t j = home_slot(instances.slots[i].address, mask);
+      while (slots[j].address != 0) j = (j + 1) & mask;
+      slots[j] = instances.slots[i];
+    }
+  }
+  leak__free(instances.slots);
+  instances.slots = slots;
+  instances.mask = mask;
+  return 0;
+}
+
+/* A free slot for a new record of an address not in the table, or NULL when the table is full and
+ * cannot grow (the instance then goes untracked). */
+static instance *instances_insert(uintptr_t address) {
+  if (instances.slots == NULL || (instances.count + 1) * 2 > instances.mask + 1) {
+    if (instances_grow() < 0 && (instances.slots == NULL || (instances.count + 1) * 8 > (instances.mask + 1) * 7))
+      return NULL; /* out of memory: keep probing short rather than fill the table */
+  }
+  size_t i = home_slot(address, instances.mask);
+  while (instances.slots[i].address != 0) i = (i + 1) & instances.mask;
+  instances.count++;
+  instances.slots[i].address = address;
+  return &instances.slots[i];
+}
+
+/* Removes the record `inst` points at, shifting later members of its cluster back so that every
+ * lookup still finds them without tombstones. */
+static void instances_remove(instance *inst) {
+  size_t mask = instances.mask;
+  size_t hole = (size_t)(inst - instances.slots);
+  for (size_t i = (hole + 1) & mask; instances.slots[i].address != 0; i = (i + 1) & mask) {
+    size_t home = home_slot(instances.slots[i].address, mask);
+    /* The entry at i may move into the hole when its home is not cyclically in (hole, i]. */
+    if (((i - home) & mask) >= ((i - hole) & mask)) {
+      instances.slots[hole] = instances.slots[i];
+      hole = i;
+    }
+  }
+  memset(&instances.slots[hole], 0, sizeof(instances.slots[hole]));
+  instances.count--;
+}
+
+/* Frees the table's memory once it is empty (detach_all leaves no footprint). */
+static void instances_release_if_empty(void) {
+  if (instances.count != 0) return;
+  leak__free(instances.slots);
+  memset(&instances, 0, sizeof(instances));
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -120,7 +201,7 @@ static leak__stack_id creation_stack(PyObject *obj) {
   return id == LEAK_STACK_NONE ? LEAK_STACK_EMPTY : id;
 }
 
-/* Forgets the record at `address`, counting the instance as destroyed now. */
+/* Forgets the record `inst`, counting the instance as destroyed now. */
 static void retire_instance(instance *inst, uint64_t now) {
   tracked_class *owner = inst->owner;
   double lifetime = (double)(now - inst->birth_ns) / 1e9;
@@ -129,8 +210,7 @@ static void retire_instance(instance *inst, uint64_t now) {
   owner->total_size -= inst->size;
   owner->lifetime_sum += lifetime;
   if (lifetime > owner->lifetime_max) owner->lifetime_max = lifetime;
-  HASH_DEL(instances, inst);
-  leak__free(inst);
+  instances_remove(inst);
 }
 
 /* Records a new instance of `owner`.  Runs inside tp_alloc: no Python code, raw allocations only.
@@ -138,23 +218,15 @@ static void retire_instance(instance *inst, uint64_t now) {
 static void record_instance(tracked_class *owner, PyObject *obj, Py_ssize_t nitems) {
   uint64_t now = now_ns();
   uintptr_t address = (uintptr_t)obj;
-  instance *inst;
-  HASH_FIND(hh, instances, &address, sizeof(address), inst);
+  instance *inst = instances_find(address);
   if (inst != NULL) retire_instance(inst, now); /* its free was not seen (__class__ was reassigned) */
-  inst = leak__malloc(sizeof(*inst));
+  inst = instances_insert(address);
   if (inst == NULL) return;
-  inst->address = address;
   inst->owner = owner;
   inst->birth_ns = now;
   inst->size = allocated_size(Py_TYPE(obj), nitems);
   inst->stack = owner->options.trace ? creation_stack(obj) : LEAK_STACK_EMPTY;
   inst->kept = 0;
-  table_out_of_memory = 0;
-  HASH_ADD(hh, instances, address, sizeof(inst->address), inst);
-  if (table_out_of_memory) {
-    leak__free(inst);
-    return;
-  }
   if (owner->options.keep) {
     Py_INCREF(obj);
     inst->kept = 1;
@@ -178,12 +250,8 @@ PyObject *leak__classtrack_alloc(PyTypeObject *type, Py_ssize_t nitems) {
 /* The tp_free of tracked types: forgets the instance, then frees it the way the type did before. */
 void leak__classtrack_free(void *ptr) {
   PyTypeObject *type = Py_TYPE((PyObject *)ptr);
-  if (instances != NULL) {
-    uintptr_t address = (uintptr_t)ptr;
-    instance *inst;
-    HASH_FIND(hh, instances, &address, sizeof(address), inst);
-    if (inst != NULL) retire_instance(inst, now_ns());
-  }
+  instance *inst = instances_find((uintptr_t)ptr);
+  if (inst != NULL) retire_instance(inst, now_ns());
   original_free(find_hook(type), type)(ptr);
 }
 
@@ -351,10 +419,15 @@ static void detach_classes(tracked_class *only) {
   size_t pending = 0;
   PyObject **fallback = NULL;
 
-  /* Records of the detached classes. */
-  instance *inst, *next_inst;
-  HASH_ITER(hh, instances, inst, next_inst) {
-    if (only != NULL && inst->owner != only) continue;
+  /* Records of the detached classes.  Removal shifts later entries back into slot i, so i advances
+   * only past a slot it keeps; entries that wrapped around to the front were already visited or
+   * are visited again harmlessly (a kept record is checked, a removed one is gone). */
+  for (size_t i = 0; instances.count != 0 && i <= instances.mask;) {
+    instance *inst = &instances.slots[i];
+    if (inst->address == 0 || (only != NULL && inst->owner != only)) {
+      i++;
+      continue;
+    }
     if (inst->kept) {
       PyObject *obj = (PyObject *)inst->address;
       if (release == NULL || PyList_Append(release, obj) < 0) {
@@ -366,9 +439,9 @@ static void detach_classes(tracked_class *only) {
         Py_DECREF(obj); /* the list holds it now */
       }
     }
-    HASH_DEL(instances, inst);
-    leak__free(inst);
+    instances_remove(inst);
   }
+  instances_release_if_empty();
 
   /* Slots, then inherited copies in subclasses, then the class entries. */
   PyTypeObject *restored_head[64];
@@ -432,8 +505,9 @@ int leak_classtrack_foreach(void *type, int (*visit)(const leak_classtrack_insta
   tracked_class *cls = type ? find_class(type) : NULL;
   if (cls == NULL) return LEAK_ENOENT;
   if (visit == NULL) return LEAK_EINVAL;
-  for (instance *inst = instances; inst != NULL; inst = inst->hh.next) {
-    if (inst->owner != cls) continue;
+  for (size_t i = 0; instances.count != 0 && i <= instances.mask; i++) {
+    instance *inst = &instances.slots[i];
+    if (inst->address == 0 || inst->owner != cls) continue;
     leak_classtrack_instance view = {(void *)inst->address, inst->birth_ns, inst->size};
     int rc = visit(&view, data);
     if (rc != 0) return rc;
@@ -450,9 +524,10 @@ int leak__classtrack_records(PyTypeObject *type, leak__classtrack_record **out, 
   leak__classtrack_record *records = leak__malloc(cls->alive * sizeof(*records));
   if (records == NULL) return LEAK_ENOMEM;
   size_t n = 0;
-  for (instance *inst = instances; inst != NULL && n < cls->alive; inst = inst->hh.next) {
+  for (size_t i = 0; n < cls->alive && i <= instances.mask; i++) {
+    instance *inst = &instances.slots[i];
     PyObject *obj = (PyObject *)inst->address;
-    if (inst->owner != cls || Py_REFCNT(obj) <= 0) continue;
+    if (inst->address == 0 || inst->owner != cls || Py_REFCNT(obj) <= 0) continue;
     Py_INCREF(obj);
     records[n].object = obj;
     records[n].birth_ns = inst->birth_ns;
@@ -481,9 +556,7 @@ int leak__classtrack_instance_size(PyObject *obj, uint64_t *size) {
 }
 
 void leak__classtrack_set_size(PyTypeObject *type, PyObject *object, uint64_t size) {
-  uintptr_t address = (uintptr_t)object;
-  instance *inst;
-  HASH_FIND(hh, instances, &address, sizeof(address), inst);
+  instance *inst = instances_find((uintptr_t)object);
   if (inst == NULL || inst->owner->type != type) return;
   inst->owner->total_size += size - inst->size; /* wraps correctly in unsigned arithmetic */
   inst->size = size;
@@ -509,4 +582,4 @@ int leak_classtrack_measure(void *type, uint64_t *total) {
   return rc;
 }
 
-size_t leak__classtrack_record_count(void) { return HASH_COUNT(instances); }
+size_t leak__classtrack_record_count(void) { return instances.count; }
