@@ -254,6 +254,25 @@ uintptr_t leak__object_block_address(PyObject *obj) {
 #endif
 }
 
+/* Managed dicts (3.11+) sit before the object, each version in its own layout; other dicts are at
+ * tp_dictoffset, where _PyObject_GetDictPtr finds them without creating anything. */
+PyObject *leak__object_existing_dict(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030B0000
+  if (Py_TYPE(obj)->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return (PyObject *)_PyObject_GetManagedDict(obj);
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    return _PyDictOrValues_IsValues(dorv) ? NULL : _PyDictOrValues_GetDict(dorv);
+#else
+    return *_PyObject_ManagedDictPointer(obj);
+#endif
+  }
+#endif
+  PyObject **dict = _PyObject_GetDictPtr(obj);
+  return dict != NULL ? *dict : NULL;
+}
+
 /* ---- Line tables --------------------------------------------------------------------------- */
 
 /* Unlike the readers above, building a table runs outside hot paths (when a snapshot is taken, the

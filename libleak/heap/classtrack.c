@@ -544,10 +544,9 @@ int leak__classtrack_instance_size(PyObject *obj, uint64_t *size) {
   size_t own = _PySys_GetSizeOf(obj);
   if (own == (size_t)-1 && PyErr_Occurred()) return LEAK_EPYTHON;
   uint64_t total = own;
-  PyObject **dict = _PyObject_GetDictPtr(obj);
-  if (dict == NULL && PyErr_Occurred()) return LEAK_EPYTHON;
-  if (dict != NULL && *dict != NULL) {
-    size_t dict_size = _PySys_GetSizeOf(*dict);
+  PyObject *dict = leak__object_existing_dict(obj);
+  if (dict != NULL) {
+    size_t dict_size = _PySys_GetSizeOf(dict);
     if (dict_size == (size_t)-1 && PyErr_Occurred()) return LEAK_EPYTHON;
     total += dict_size;
   }

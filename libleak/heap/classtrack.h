@@ -32,7 +32,8 @@ typedef struct leak__classtrack_record {
 int leak__classtrack_records(PyTypeObject *type, leak__classtrack_record **out, size_t *count);
 
 /* The size the tracker reports for one instance: sys.getsizeof(obj) (the gc header included) plus
- * sys.getsizeof of its __dict__ when it has one.  This is the ONE place to change when the deep size
+ * sys.getsizeof of its __dict__ when one exists (a snapshot never creates one: from 3.11 attributes
+ * may live in a values array that is not counted then).  This is the ONE place to change when the deep size
  * (libleak/heap/deepsize.c, pympler's asizeof at a resolution level) is wired in.  Calls Python; the
  * GIL must be held.  Returns 0 and sets *size, or LEAK_EPYTHON with the exception set. */
 int leak__classtrack_instance_size(PyObject *obj, uint64_t *size);

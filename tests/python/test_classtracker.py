@@ -138,15 +138,29 @@ def test_keep_holds_instances(tracker):
 
 
 def test_sizes_and_counters(tracker):
+    import sys
     tracker.track_class(Document)
     docs = [Document(n) for n in (1, 100)]
+    expected = [sys.getsizeof(d) + sys.getsizeof(d.__dict__) for d in docs]  # makes each __dict__
     tracker.create_snapshot()
-    import sys
-    expected = [sys.getsizeof(d) + sys.getsizeof(d.__dict__) for d in docs]
     c = counters(tracker, Document)
     assert c["total_size"] == sum(expected)
     assert c["avg_size"] == sum(expected) / 2
     assert tracker.snapshots[-1].tracked_total == sum(expected)
+
+
+def test_snapshot_does_not_create_instance_dicts(tracker):
+    import sys
+    tracker.track_class(Document)
+    doc = Document()
+    tracker.create_snapshot()
+    has_dict = any(type(r) is dict for r in gc.get_referents(doc))
+    if sys.version_info >= (3, 11):
+        # Attributes live in a values array until __dict__ is asked for: the snapshot must not ask.
+        assert not has_dict
+        assert counters(tracker, Document)["total_size"] == sys.getsizeof(doc)
+    else:
+        assert has_dict
 
 
 def test_trace_gives_allocation_line(tracker):
