@@ -515,11 +515,29 @@ int leak_classtrack_foreach(void *type, int (*visit)(const leak_classtrack_insta
   return 0;
 }
 
+/* Whether a record is stale: its address holds an object whose type does not carry our tp_free, so
+ * the instance recorded there was freed unseen.  CPython refuses __class__ assignment between types
+ * whose tp_free differ, so this should not happen; it is checked because reading a stale record would
+ * touch whatever lives there now.  (Assignment between two tracked classes keeps our tp_free: the
+ * record stays with the class that made the instance.) */
+static int record_is_stale(const instance *inst) {
+  return find_hook(Py_TYPE((PyObject *)inst->address)) == NULL;
+}
+
 int leak__classtrack_records(PyTypeObject *type, leak__classtrack_record **out, size_t *count) {
   *out = NULL;
   *count = 0;
   tracked_class *cls = type ? find_class(type) : NULL;
   if (cls == NULL) return LEAK_ENOENT;
+  /* First drop stale records (retiring shifts the next entry into slot i, which is checked again),
+   * then copy: a second pass, because a shift may bring back an entry from the front of the table. */
+  for (size_t i = 0; cls->alive != 0 && i <= instances.mask;) {
+    instance *inst = &instances.slots[i];
+    if (inst->address != 0 && inst->owner == cls && record_is_stale(inst))
+      retire_instance(inst, now_ns());
+    else
+      i++;
+  }
   if (cls->alive == 0) return 0;
   leak__classtrack_record *records = leak__malloc(cls->alive * sizeof(*records));
   if (records == NULL) return LEAK_ENOMEM;

@@ -275,3 +275,29 @@ def test_specialized_call_sites_are_seen(python):
         "keep2 = make(10)\n"
         "print(len(keep2))\n")
     assert out.stdout.split() == ["5000", "10"], out
+
+
+def test_class_assignment(tracker):
+    # CPython refuses __class__ assignment between classes whose tp_free differ, so an instance cannot
+    # leave a tracked class for an untracked one (its free would go unseen).  Between two tracked
+    # classes it works, and the instance is counted where it was created.
+    class Other(object):
+        pass
+
+    class Tracked(object):
+        pass
+
+    class AlsoTracked(object):
+        pass
+
+    tracker.track_class(Tracked)
+    obj = Tracked()
+    with pytest.raises(TypeError, match="deallocator differs"):
+        obj.__class__ = Other
+    tracker.track_class(AlsoTracked)
+    obj.__class__ = AlsoTracked
+    tracker.create_snapshot()
+    assert counters(tracker, Tracked)["alive"] == 1
+    del obj
+    assert counters(tracker, Tracked)["destroyed"] == 1
+    assert _libleak.classtrack_record_count() == 0
