@@ -76,6 +76,17 @@ def _pretty_size(n, base=1024):
     return "%7.2f %s" % (n, units[unit])
 
 
+def _safe_repr(obj, clip=128):
+    """repr(obj), never raising ('N/A' then), cut in the middle to `clip` characters."""
+    try:
+        text = repr(obj)
+    except Exception:
+        return "N/A"
+    if clip and len(text) > clip:
+        return text[: clip - 4] + ".." + text[-2:]
+    return text
+
+
 def _pretty_time(t):
     if t is None:
         return ""
@@ -122,7 +133,8 @@ class TrackedObject(object):
     dead), ``id``, ``name``, ``birth``, ``death``, ``trace`` (outermost frame first, as
     ``(filename, lineno, function, None, None)``) and ``snapshots`` ([(timestamp, Asized)])."""
 
-    __slots__ = ("ref", "id", "repr", "name", "birth", "death", "trace", "snapshots", "_resolution_level")
+    __slots__ = ("ref", "id", "repr", "name", "birth", "death", "trace", "snapshots", "_resolution_level",
+                 "__dict__")
 
     def __init__(self, ref, ident, name, birth, death=None, trace=None, resolution_level=0):
         self.ref = ref
@@ -489,13 +501,93 @@ class ClassTracker(object):
 
 
 class ConsoleStats(object):
-    """pympler's ConsoleStats for a tracker: ``print_summary``, ``snapshots``, ``tracked_classes``,
-    ``annotate``; plus libleak's ``by_class``."""
+    """pympler's ConsoleStats for a tracker: ``print_summary``, ``print_stats``, ``sort_stats``,
+    ``reverse_order``, ``snapshots``, ``index``, ``tracked_classes``, ``annotate``; plus libleak's
+    ``by_class``."""
+
+    _criteria = ("classname", "tsize", "birth", "death", "name", "repr", "size")
 
     def __init__(self, tracker=None, stream=None):
         self.tracker = tracker
         self.stream = stream if stream is not None else sys.stdout
         self.snapshots = tracker.snapshots if tracker is not None else []
+        self.index = tracker.index if tracker is not None else {}
+        self.sorted = []
+
+    def _init_sort(self):
+        """Fills `sorted` with every TrackedObject of the index, each given classname, size (its
+        largest measured size), tsize (its size in the snapshot that tracked the most) and repr."""
+        if self.sorted:
+            return
+        largest = max(self.snapshots, key=lambda s: s.tracked_total, default=None)
+        tmax = largest.timestamp if largest is not None else None
+        for name, tobjs in self.index.items():
+            for tobj in tobjs:
+                obj = tobj.ref()
+                if obj is not None:
+                    tobj.repr = _safe_repr(obj)
+                tobj.classname = name
+                tobj.size = tobj.get_max_size()
+                tobj.tsize = tobj.get_size_at_time(tmax)
+                self.sorted.append(tobj)
+
+    def sort_stats(self, *args):
+        """Sorts the tracked objects by the given criteria (pympler's: classname, tsize, birth,
+        death, name, repr, size; sizes descending).  Returns self."""
+        if not set(self._criteria).issuperset(args):
+            raise ValueError("Invalid sort criteria")
+        keys = args or self._criteria
+
+        def key(tobj):
+            values = []
+            for attr in keys:
+                value = getattr(tobj, attr, "")
+                if attr in ("tsize", "size"):
+                    value = -int(value)
+                elif attr == "death":
+                    value = (value is not None, value or 0.0)
+                values.append(value)
+            return tuple(values)
+
+        self._init_sort()
+        self.sorted.sort(key=key)
+        return self
+
+    def reverse_order(self):
+        self._init_sort()
+        self.sorted.reverse()
+        return self
+
+    def print_object(self, tobj):
+        """pympler's per-object block: name, address (or '( free )'), repr, trace, sizes by time."""
+        if tobj.death:
+            self.stream.write("%-32s ( free )   %-35s\n" % (_truncate(tobj.name, 32, left=True),
+                                                           _truncate(tobj.repr, 35)))
+        else:
+            self.stream.write("%-32s 0x%08x %-35s\n" % (_truncate(tobj.name, 32, left=True), tobj.id,
+                                                       _truncate(tobj.repr, 35)))
+        if tobj.trace:
+            for fname, lineno, func, _, _ in tobj.trace:
+                self.stream.write("  %s:%4d in %s\n" % (fname, lineno, func))
+        for timestamp, size in tobj.snapshots:
+            self.stream.write("  %-30s %s\n" % (_pretty_time(timestamp), _pretty_size(size.size)))
+        if tobj.death is not None:
+            self.stream.write("  %-30s finalize\n" % (_pretty_time(tobj.death),))
+
+    def print_stats(self, clsname=None, limit=1.0):
+        """Prints the tracked objects whose class name contains `clsname`; a `limit` below 1 keeps
+        that share of them, above 1 that many."""
+        if self.tracker is not None:
+            self.tracker.stop_periodic_snapshots()
+        if not self.sorted:
+            self.sort_stats()
+        chosen = self.sorted
+        if clsname:
+            chosen = [t for t in chosen if clsname in t.classname]
+        if limit < 1.0:
+            limit = max(1, int(len(self.sorted) * limit))
+        for tobj in chosen[: int(limit)]:
+            self.print_object(tobj)
 
     @property
     def tracked_classes(self):

@@ -301,3 +301,21 @@ def test_class_assignment(tracker):
     del obj
     assert counters(tracker, Tracked)["destroyed"] == 1
     assert _libleak.classtrack_record_count() == 0
+
+
+def test_print_stats(tracker):
+    tracker.track_class(Document, trace=True)
+    docs = [Document(n) for n in (1, 50)]
+    tracker.create_snapshot("one")
+    del docs[0]
+    tracker.create_snapshot("two")
+    out = io.StringIO()
+    stats = classtracker.ConsoleStats(tracker, stream=out)
+    stats.sort_stats("size").print_stats(limit=10)
+    text = out.getvalue()
+    name = "%s.Document" % __name__
+    assert len(re.findall(r"^%s +0x[0-9a-f]+ <" % re.escape(name), text, re.M)) == 1
+    assert len(re.findall(r"^%s +\( free \)" % re.escape(name), text, re.M)) == 1
+    assert "finalize" in text and "in test_print_stats" in text
+    with pytest.raises(ValueError):
+        stats.sort_stats("nonsense")
