@@ -78,8 +78,8 @@ LEAK_EXTERN int leak_classtrack_get_counters(void *type, leak_classtrack_counter
  * not tracked, LEAK_ENOMEM, or LEAK_EPYTHON when a __sizeof__ raised (the exception is left set). */
 LEAK_EXTERN int leak_classtrack_measure(void *type, uint64_t *total);
 
-/* Calls visit(instance, data) for each live instance of `type`, oldest first is NOT promised;
- * a nonzero return stops the walk and is returned.  `visit` must not create or free instances of
+/* Calls visit(instance, data) for each live instance of `type`, in no particular order; a nonzero
+ * return stops the walk and is returned.  `visit` must not create or free instances of
  * tracked classes (so it must not run arbitrary Python code).  LEAK_ENOENT when not tracked. */
 LEAK_EXTERN int leak_classtrack_foreach(void *type, int (*visit)(const leak_classtrack_instance *instance, void *data),
                                         void *data);

@@ -18,7 +18,8 @@
  *
  * Locking: every table here is guarded by the GIL.  The wrappers run under it (tp_alloc and tp_free
  * are called by code that holds it) and so does every entry point.  Tables allocate with the raw
- * allocator (uthash through core/alloc.h), so they never appear in the Python heap. */
+ * allocator (the instance table directly, the class and type tables through uthash as core/alloc.h
+ * sets it up), so they never appear in the Python heap. */
 #include "core/internal.h"
 #include "heap/classtrack.h"
 #include "tracer/tracer.h"
