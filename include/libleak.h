@@ -15,5 +15,6 @@
 #include "libleak/heap.h"
 #include "libleak/refs.h"
 #include "libleak/deepsize.h"
+#include "libleak/classtrack.h"
 
 #endif

@@ -41,5 +41,7 @@ extern const leak__py_area leak__py_refs_area;
 extern const leak__py_area leak__py_render_area;
 /* The deep-size area: libleak.asizeof (pybind/deepsize.c). */
 extern const leak__py_area leak__py_deepsize_area;
+/* The class-tracking area: pympler's ClassTracker at the C level (pybind/classtrack.c). */
+extern const leak__py_area leak__py_classtrack_area;
 
 #endif

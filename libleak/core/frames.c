@@ -450,20 +450,14 @@ PyObject *leak__frames_attribute_name(PyObject *obj, PyObject *value) {
   PyTypeObject *type = Py_TYPE(obj);
   if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
     PyDictValues *values = NULL;
-    PyObject *dict = NULL;
 #if PY_VERSION_HEX >= 0x030D0000
     if ((type->tp_flags & Py_TPFLAGS_INLINE_VALUES) && _PyObject_InlineValues(obj)->valid)
       values = _PyObject_InlineValues(obj);
-    dict = (PyObject *)_PyObject_GetManagedDict(obj);
 #elif PY_VERSION_HEX >= 0x030C0000
     PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
-    if (_PyDictOrValues_IsValues(dorv))
-      values = _PyDictOrValues_GetValues(dorv);
-    else
-      dict = _PyDictOrValues_GetDict(dorv);
+    if (_PyDictOrValues_IsValues(dorv)) values = _PyDictOrValues_GetValues(dorv);
 #else
     values = *_PyObject_ValuesPointer(obj);
-    dict = *_PyObject_ManagedDictPointer(obj);
 #endif
     PyDictKeysObject *keys = ((PyHeapTypeObject *)type)->ht_cached_keys;
     if (values != NULL && keys != NULL) {
@@ -471,11 +465,9 @@ PyObject *leak__frames_attribute_name(PyObject *obj, PyObject *value) {
       for (Py_ssize_t i = 0; i < keys->dk_nentries; i++)
         if (values->values[i] == value) return entries[i].me_key;
     }
-    return key_of_value(dict, value);
   }
 #endif
-  PyObject **dict = _PyObject_GetDictPtr(obj);
-  return dict != NULL ? key_of_value(*dict, value) : NULL;
+  return key_of_value(leak__object_existing_dict(obj), value);
 }
 
 /* The named locals of a frame whose locals are all valid (not one that is running: see
@@ -614,6 +606,25 @@ PyObject *leak__frames_local_name(PyObject *code, int slot) {
 #endif
   if (names == NULL || slot >= PyTuple_GET_SIZE(names)) return NULL;
   return PyTuple_GET_ITEM(names, slot);
+}
+
+/* Managed dicts (3.11+) sit before the object, each version in its own layout; other dicts are at
+ * tp_dictoffset, where _PyObject_GetDictPtr finds them without creating anything. */
+PyObject *leak__object_existing_dict(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030B0000
+  if (Py_TYPE(obj)->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return (PyObject *)_PyObject_GetManagedDict(obj);
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    return _PyDictOrValues_IsValues(dorv) ? NULL : _PyDictOrValues_GetDict(dorv);
+#else
+    return *_PyObject_ManagedDictPointer(obj);
+#endif
+  }
+#endif
+  PyObject **dict = _PyObject_GetDictPtr(obj);
+  return dict != NULL ? *dict : NULL;
 }
 
 /* ---- Line tables --------------------------------------------------------------------------- */

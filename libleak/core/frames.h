@@ -92,6 +92,12 @@ int leak__frames_set_next(PyObject *set, Py_ssize_t *pos, PyObject **item);
  * managed dict/weakref pre-header too, so the block starts before the object.  Reads type flags only. */
 uintptr_t leak__object_block_address(PyObject *obj);
 
+/* Added for the class tracker: the instance __dict__ of `obj` when it exists as a dict object, without
+ * making one (from 3.11 an instance's attributes may live in a values array until __dict__ is first
+ * asked for, and asking creates the dict for good).  Borrowed; NULL when there is none.  Reads fields
+ * only; the GIL must be held. */
+PyObject *leak__object_existing_dict(PyObject *obj);
+
 /* ---- Line tables: many line numbers of one code object, each in O(log n) ------------------------
  *
  * leak__frame_lineno walks the code's line table from its start on every call, so resolving every
