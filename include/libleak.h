@@ -12,5 +12,6 @@
 #include "libleak/faults.h"
 #include "libleak/tracer.h"
 #include "libleak/snapshot.h"
+#include "libleak/profile.h"
 
 #endif

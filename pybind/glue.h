@@ -32,4 +32,7 @@ extern const leak__py_area leak__py_tracer_area;
  * (pybind/extbuffers.c). */
 extern const leak__py_area leak__py_extbuffers_area;
 
+/* The profile area: the CPU sampler and the profile writers (pybind/profile.c). */
+extern const leak__py_area leak__py_profile_area;
+
 #endif

@@ -40,6 +40,7 @@ static const leak__py_area *const areas[] = {
     &leak__py_faults_area,
     &leak__py_tracer_area,
     &leak__py_extbuffers_area,
+    &leak__py_profile_area,
     NULL,
 };
 
