@@ -256,7 +256,7 @@ TEST(profile_heap_from_snapshot) {
   ASSERT_EQ(strcmp(text, "m.py:8 (m.py:8);m.py:3 (m.py:3) 150\nm.py:8 (m.py:8) 4000\n"), 0);
   free(text);
   text = write_to_memory(p, LEAK_PROFILE_SVG, &len);
-  ASSERT_STR_CONTAINS(text, "Memory flame graph (inuse_space: 4150 bytes)");
+  ASSERT_STR_CONTAINS(text, "Memory flame graph: 4150 bytes (inuse_space)");
   free(text);
   text = write_to_memory(p, LEAK_PROFILE_SPEEDSCOPE, &len);
   ASSERT_STR_CONTAINS(text, "\"unit\":\"bytes\"");

@@ -267,12 +267,15 @@ int leak__profile_write_svg(const leak_profile *p, int fd) {
                        "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"url(#bg)\"/>\n",
                        SVG_WIDTH, w.height);
   leak__textbuf_printf(&out, "<text id=\"title\" x=\"%d\" y=\"24\" text-anchor=\"middle\">", SVG_WIDTH / 2);
-  leak__textbuf_xml(&out, strcmp(p->type_names[0], "samples") == 0 ? "CPU flame graph" : "Memory flame graph");
-  leak__textbuf_puts(&out, " (");
-  leak__textbuf_xml(&out, p->type_names[0]);
-  leak__textbuf_puts(&out, ": ");
+  int is_cpu = strcmp(p->type_names[0], "samples") == 0;
+  leak__textbuf_puts(&out, is_cpu ? "CPU flame graph: " : "Memory flame graph: ");
   write_value(&out, w.total, w.unit);
-  leak__textbuf_puts(&out, ")</text>\n");
+  if (!is_cpu) {
+    leak__textbuf_puts(&out, " (");
+    leak__textbuf_xml(&out, p->type_names[0]);
+    leak__textbuf_puts(&out, ")");
+  }
+  leak__textbuf_puts(&out, "</text>\n");
   leak__textbuf_printf(&out,
                        "<text id=\"reset\" class=\"ui\" x=\"%d\" y=\"24\" style=\"display:none\">Reset zoom</text>\n"
                        "<text id=\"search\" class=\"ui\" x=\"%d\" y=\"24\" text-anchor=\"end\">Search</text>\n"
