@@ -265,3 +265,42 @@ TEST(profile_heap_from_snapshot) {
   leak_snapshot_free(s);
   return 0;
 }
+
+/* ---- The sample buffer ------------------------------------------------------------------- */
+#include "profile/samplebuf.h"
+
+static void count_slot(const leak__sample_slot *slot, void *arg) {
+  int *seen = arg;
+  seen[0]++;
+  if (slot->nframe < 0) seen[1]++;
+}
+
+TEST(samplebuf_claim_publish_drain_forget) {
+  leak__samplebuf *buf = leak__samplebuf_new(20, 4);
+  ASSERT(buf != NULL);
+  ASSERT_EQ(leak__samplebuf_nframe(buf), 4);
+  static int code_a, code_b; /* stand-ins: the buffer only compares addresses */
+  int claimed = 0;
+  leak__sample_slot *slot;
+  while ((slot = leak__samplebuf_claim(buf)) != NULL) {
+    slot->nframe = 2;
+    slot->frames[0].code = (PyCodeObject *)&code_a;
+    slot->frames[1].code = (PyCodeObject *)(claimed % 2 ? &code_b : &code_a);
+    slot->weight = 1;
+    leak__samplebuf_publish(slot);
+    claimed++;
+  }
+  ASSERT_EQ(claimed, 20);
+  ASSERT_EQ(leak__samplebuf_dropped(buf), 1); /* the claim that found it full */
+  leak__samplebuf_forget_code(buf, &code_b);  /* every other sample names code_b */
+  int seen[2] = {0, 0};
+  ASSERT_EQ(leak__samplebuf_drain(buf, count_slot, seen), 20);
+  ASSERT_EQ(seen[0], 20);
+  ASSERT_EQ(seen[1], 10);
+  ASSERT_EQ(leak__samplebuf_drain(buf, count_slot, seen), 0); /* drained slots are free again */
+  ASSERT(leak__samplebuf_claim(buf) != NULL);
+  leak__samplebuf_free(buf);
+  leak__samplebuf_free(NULL);
+  ASSERT(leak__samplebuf_new(0, 4) == NULL);
+  return 0;
+}

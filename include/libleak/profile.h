@@ -107,7 +107,7 @@ typedef struct leak_sampler_options {
   int max_threads;      /* threads sampled at once; more are counted in threads_missed */
 } leak_sampler_options;
 
-#define LEAK_SAMPLER_OPTIONS_INIT {1000000, LEAK_SAMPLER_CPU, 128, 4096, 256}
+#define LEAK_SAMPLER_OPTIONS_INIT {1000000, LEAK_SAMPLER_CPU, 128, 1024, 256}
 
 /* Counters of a running (or the last) sampling session. */
 typedef struct leak_sampler_stats {

@@ -73,6 +73,19 @@ size_t leak__samplebuf_drain(leak__samplebuf *buf, void (*fn)(const leak__sample
   return taken;
 }
 
+void leak__samplebuf_forget_code(leak__samplebuf *buf, const void *code) {
+  for (size_t i = 0; i < buf->nslots; i++) {
+    leak__sample_slot *slot = slot_at(buf, i);
+    if (__atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) != SLOT_READY) continue;
+    for (int k = 0; k < slot->nframe; k++) {
+      if ((const void *)slot->frames[k].code == code) {
+        slot->nframe = -1;
+        break;
+      }
+    }
+  }
+}
+
 uint64_t leak__samplebuf_dropped(const leak__samplebuf *buf) {
   return __atomic_load_n(&buf->dropped, __ATOMIC_RELAXED);
 }

@@ -13,7 +13,7 @@
 
 typedef struct leak__sample_slot {
   int state;               /* atomic: SLOT_FREE, SLOT_WRITING, SLOT_READY (samplebuf.c) */
-  int nframe;              /* frames stored */
+  int nframe;              /* frames stored; -1: void (a code object of it was freed) */
   int depth;               /* frames the stack had */
   int weight;              /* ticks this sample stands for: 1 + the timer's overruns */
   unsigned long thread_id; /* threading.get_ident() of the sampled thread */
@@ -38,6 +38,11 @@ void leak__samplebuf_publish(leak__sample_slot *slot);
 /* Consumer side (one consumer at a time): calls fn(slot, arg) for every published slot and frees
  * each after the call; returns how many it took. */
 size_t leak__samplebuf_drain(leak__samplebuf *buf, void (*fn)(const leak__sample_slot *slot, void *arg), void *arg);
+
+/* Marks every published sample that has a frame of `code` as void (nframe -1: the consumer drops
+ * it), so that a code object about to be freed is named by no sample.  Consumer side: never concurrent
+ * with a drain; slots being written are left alone (their frames are on a live stack). */
+void leak__samplebuf_forget_code(leak__samplebuf *buf, const void *code);
 
 /* Samples lost because the buffer was full. */
 uint64_t leak__samplebuf_dropped(const leak__samplebuf *buf);

@@ -94,6 +94,27 @@ static leak_sampler_stats stats;  /* GIL, except threads counters (table_mutex) 
 static struct timespec started;
 static int fork_paused;           /* table_mutex held across fork */
 
+/* A code object about to be freed may still be named by samples waiting in the buffer (they hold
+ * no reference: a signal handler cannot take one).  Code made by exec or compile and dropped at once
+ * (namedtuple, dataclasses, templates) is freed within the manager's period often enough to matter,
+ * so the samples that name it are voided before the code goes.  CPython 3.12 added code watchers for
+ * this, but 3.8 - 3.11 have none, so the sampler wraps the code type's deallocator instead: one
+ * mechanism on every version.  The wrapper runs with the GIL held, like the consumer, so no drain
+ * runs meanwhile; producers never write a frame of it (a code object on a live stack is not freed).
+ * It stays installed once set (a pointer compare when the sampler is off). */
+static destructor original_code_dealloc; /* GIL: set once */
+
+static void code_dealloc_hook(PyObject *code) {
+  if (__atomic_load_n(&active, __ATOMIC_SEQ_CST) && buffer) leak__samplebuf_forget_code(buffer, code);
+  original_code_dealloc(code);
+}
+
+static void hook_code_dealloc_once(void) {
+  if (original_code_dealloc) return;
+  original_code_dealloc = PyCode_Type.tp_dealloc;
+  PyCode_Type.tp_dealloc = code_dealloc_hook;
+}
+
 static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -190,6 +211,10 @@ static void init_once(void) {
 /* Folds one buffered sample into the counts (GIL held: interning a new stack takes references). */
 static void fold_sample(const leak__sample_slot *slot, void *arg) {
   (void)arg;
+  if (slot->nframe < 0) {
+    stats.dropped++;
+    return;
+  }
   uint32_t hash = leak__stacks_hash(slot->frames, slot->nframe, slot->depth);
   leak__stacks_lock();
   leak__stack_id id = leak__stacks_intern_unlocked(slot->frames, slot->nframe, slot->depth, hash, 1);
@@ -370,6 +395,7 @@ int leak_sampler_start(const leak_sampler_options *opts) {
   forget_stale_session();
   if (running) return LEAK_EBUSY;
   pthread_once(&once, init_once);
+  hook_code_dealloc_once();
   leak__samplebuf *buf = leak__samplebuf_new(opts->buffer_samples, opts->nframe);
   thread_entry *table = leak__calloc((size_t)opts->max_threads, sizeof *table);
   if (buf == NULL || table == NULL) {

@@ -218,3 +218,23 @@ def test_bad_arguments(kwargs, error):
         with sampler.profile(**kwargs):
             pass
     assert not sampler._libleak.sampler_is_running()
+
+
+def test_code_made_and_dropped_while_sampled(python):
+    # Functions compiled by exec and dropped at once (as namedtuple and dataclasses do): samples that
+    # name a code object freed before the manager folds them must not touch it (3.12+: a code
+    # watcher voids them; older versions rely on the short fold period).
+    run(python, """
+        with sampler.profile(interval=0.0005, mode="wall") as prof:
+            end = time.thread_time() + 0.3
+            n = 0
+            while time.thread_time() < end:
+                ns = {}
+                exec("def made_%d(k):\\n    t = 0\\n    for i in range(k): t += i\\n    return t\\n" % n, ns)
+                ns["made_%d" % n](3000)
+                del ns
+                n += 1
+        assert prof.samples > 0
+        made = sum(v for _, frames, v in prof.stacks() if any(f[0].startswith("made_") for f in frames))
+        assert made > 0, prof.top(5)
+    """)
