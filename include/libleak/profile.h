@@ -131,10 +131,12 @@ LEAK_EXTERN int leak_sampler_start(const leak_sampler_options *options);
  * which is released while the manager thread ends.  LEAK_ENOTSTARTED when not running. */
 LEAK_EXTERN int leak_sampler_stop(leak_profile **out);
 
-/* 1 while sampling, else 0. */
+/* 1 while sampling, else 0.  A child forked while sampling starts with the sampler stopped (timers
+ * and the manager thread do not survive fork): it may start its own session. */
 LEAK_EXTERN int leak_sampler_is_running(void);
 
-/* The counters of the current session (or of the last one, after stop). */
+/* The counters of the current session (or of the last one, after stop).  The caller holds the GIL
+ * (the manager thread updates them under it). */
 LEAK_EXTERN void leak_sampler_get_stats(leak_sampler_stats *stats);
 
 /* ---- Heap profiles ------------------------------------------------------------------------- */

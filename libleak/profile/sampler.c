@@ -326,13 +326,18 @@ static void manager_round(void) {
 }
 
 /* The manager thread: every MANAGER_PERIOD_NS, takes the GIL for one round.  It blocks SIGPROF so
- * that it is never sampled itself. */
+ * that it is never sampled itself.  Its thread state is made by PyGILState_Ensure in the thread
+ * itself (a state made elsewhere is bound to its maker's thread from 3.12 on) and goes with
+ * PyGILState_Release when it ends, under the GIL that stop released while joining it. */
 static void *manager_main(void *arg) {
   (void)arg;
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+  PyGILState_STATE gil = PyGILState_Ensure();
+  manager_tstate = PyThreadState_Get();
+  PyThreadState *saved = PyEval_SaveThread();
   pthread_mutex_lock(&wake_mutex);
   while (!stop_requested) {
     struct timespec deadline;
@@ -346,12 +351,15 @@ static void *manager_main(void *arg) {
     }
     if (stop_requested) break;
     pthread_mutex_unlock(&wake_mutex);
-    PyEval_RestoreThread(manager_tstate);
+    PyEval_RestoreThread(saved);
     manager_round();
-    PyEval_SaveThread();
+    saved = PyEval_SaveThread();
     pthread_mutex_lock(&wake_mutex);
   }
   pthread_mutex_unlock(&wake_mutex);
+  PyEval_RestoreThread(saved);
+  manager_tstate = NULL;
+  PyGILState_Release(gil);
   return NULL;
 }
 
@@ -403,16 +411,8 @@ int leak_sampler_start(const leak_sampler_options *opts) {
     leak__free(table);
     return LEAK_ENOMEM;
   }
-  PyThreadState *tstate = PyThreadState_New(PyThreadState_GetInterpreter(PyThreadState_Get()));
-  if (tstate == NULL) {
-    leak__samplebuf_free(buf);
-    leak__free(table);
-    return LEAK_ENOMEM;
-  }
   int rc = install_handler();
   if (rc < 0) {
-    PyThreadState_Clear(tstate);
-    PyThreadState_Delete(tstate);
     leak__samplebuf_free(buf);
     leak__free(table);
     return rc;
@@ -424,14 +424,14 @@ int leak_sampler_start(const leak_sampler_options *opts) {
   threads = table;
   max_threads = opts->max_threads;
   memset(&stats, 0, sizeof stats);
-  manager_tstate = tstate;
+  manager_tstate = NULL; /* the manager sets it */
   stop_requested = 0;
   clock_gettime(CLOCK_MONOTONIC, &started);
   leak__stacks_pin(); /* the counts hold stack ids: no clear may free them until stop */
   __atomic_store_n(&active, 1, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&table_mutex);
   /* Cover the threads that exist now at once (the pings go out now, timers follow a round later). */
-  scan_threads(PyThreadState_GetInterpreter(tstate));
+  scan_threads(PyThreadState_GetInterpreter(PyThreadState_Get()));
   rc = pthread_create(&manager, NULL, manager_main, NULL);
   if (rc != 0) {
     __atomic_store_n(&active, 0, __ATOMIC_SEQ_CST);
@@ -441,8 +441,6 @@ int leak_sampler_start(const leak_sampler_options *opts) {
     pthread_mutex_unlock(&table_mutex);
     while (__atomic_load_n(&inflight, __ATOMIC_SEQ_CST) != 0) sched_yield();
     leak__stacks_unpin();
-    PyThreadState_Clear(tstate);
-    PyThreadState_Delete(tstate);
     leak__samplebuf_free(buffer);
     leak__free(threads);
     buffer = NULL;
@@ -526,9 +524,6 @@ int leak_sampler_stop(leak_profile **out) {
   if (out) rc = build_profile(out);
   free_counts();
   leak__stacks_unpin();
-  PyThreadState_Clear(manager_tstate);
-  PyThreadState_Delete(manager_tstate);
-  manager_tstate = NULL;
   leak__samplebuf_free(buffer);
   buffer = NULL;
   leak__free(threads);

@@ -4,6 +4,7 @@ The everyday names live here; each capability has its own module:
 
 - ``libleak.faults``: faulthandler's stack dumps, plus scoped watchdogs.
 - ``libleak.tracer``: tracemalloc's allocation tracing and snapshots, cheap enough to leave on.
+- ``libleak.sampler``: a CPU sampler of every thread; profiles as pprof, speedscope, SVG flame graphs.
 
 Example::
 
