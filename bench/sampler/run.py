@@ -12,8 +12,10 @@ threads and signal handling included), the best of --repeat runs, as a ratio to 
 - delivered: samples folded / samples asked for (the threads' CPU time divided by the interval);
   for libleak's cpu mode also the signals actually taken (CPU clocks expire on the kernel tick).
 - hot share: the hot function's share of self time: libleak's and py-spy's samples, cProfile's
-  tottime (one cProfile per thread, merged), pyinstrument's self time (it follows one thread: the
-  main one, whose share is the same by construction).
+  tottime (one cProfile per thread, merged; "cprofile" times with the wall clock, as cProfile does by
+  default, "cprofile-cpu" with each thread's CPU clock, the measure libleak's cpu mode samples),
+  pyinstrument's self time (it follows one thread: the main one).  Wall-clock measures count the
+  time a thread waits for the GIL in the function it waits in, so they differ from CPU shares.
 
 Options: --repeat N (default 3), --rounds N (work per thread, default 40), --quick.
 """
@@ -46,9 +48,10 @@ def c_calls():
 profiles = []
 def work(thread_cpu):
     prof = None
-    if config == "cprofile":
+    if config.startswith("cprofile"):
         import cProfile
-        prof = cProfile.Profile()
+        # cprofile-cpu measures each thread's CPU time, as libleak's cpu mode samples it
+        prof = cProfile.Profile(time.thread_time) if config == "cprofile-cpu" else cProfile.Profile()
         prof.enable()
     start = time.thread_time()
     for _ in range(rounds):
@@ -92,7 +95,7 @@ if sampler:
     hot = sum(r.self_samples for r in prof.top(1000) if r.function == "hot_loop")
     result.update(samples=prof.samples, signals=stats["signals"], dropped=prof.dropped,
                   hot_share=hot / max(1, prof.samples), interval=sampler.interval)
-elif config == "cprofile":
+elif config.startswith("cprofile"):
     import pstats
     st = pstats.Stats(profiles[0])
     for p in profiles[1:]:
@@ -160,7 +163,8 @@ def main():
     if args.quick:
         args.repeat, args.rounds = 1, 8
     python = sys.executable
-    configs = ["none", "libleak-cpu-100", "libleak-cpu-1000", "libleak-wall-100", "libleak-wall-1000", "cprofile"]
+    configs = ["none", "libleak-cpu-100", "libleak-cpu-1000", "libleak-wall-100", "libleak-wall-1000", "cprofile",
+               "cprofile-cpu"]
     try:
         import pyinstrument  # noqa: F401
         configs.append("pyinstrument")
