@@ -16,5 +16,6 @@
 #include "libleak/refs.h"
 #include "libleak/deepsize.h"
 #include "libleak/classtrack.h"
+#include "libleak/profile.h"
 
 #endif

@@ -43,5 +43,7 @@ extern const leak__py_area leak__py_render_area;
 extern const leak__py_area leak__py_deepsize_area;
 /* The class-tracking area: pympler's ClassTracker at the C level (pybind/classtrack.c). */
 extern const leak__py_area leak__py_classtrack_area;
+/* The profile area: the CPU sampler and the profile writers (pybind/profile.c). */
+extern const leak__py_area leak__py_profile_area;
 
 #endif

@@ -8,6 +8,7 @@ The everyday names live here; each capability has its own module:
 - ``libleak.objgraph``: objgraph's functions, counted in C.
 - ``libleak.refs``: why an object is alive (``why_alive``): labelled paths from classified roots.
 - ``libleak.classtracker``, ``libleak.asizeof``: pympler's ClassTracker and asizeof, in C.
+- ``libleak.sampler``: a CPU sampler of every thread; profiles as pprof, speedscope, SVG flame graphs.
 
 Example::
 
