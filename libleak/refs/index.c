@@ -96,32 +96,42 @@ static int on_frame_ref(void *arg, PyThreadState *tstate, const leak__frame_ref 
   return 0;
 }
 
-/* Sorts keys[0..n) and their values alike, least significant 16-bit digit first, skipping digits
- * every key shares (addresses share their top bits).  0 or LEAK_ENOMEM. */
+/* Sorts keys[0..n) and their values alike, least significant 11-bit digit first (2048 buckets: the
+ * scatter stays in cache), skipping digits every key shares (addresses share their top bits and, mostly,
+ * their low ones).  0 or LEAK_ENOMEM. */
+#define RADIX_BITS 11
+#define RADIX_BUCKETS (1u << RADIX_BITS)
 static int radix_sort(uint64_t *keys, uint32_t *values, size_t n) {
-  uint64_t *other_keys = leak__malloc((n ? n : 1) * sizeof(uint64_t));
-  uint32_t *other_values = leak__malloc((n ? n : 1) * sizeof(uint32_t));
-  size_t *count = leak__malloc(65536 * sizeof(size_t));
-  if (other_keys == NULL || other_values == NULL || count == NULL) {
+  if (n < 2) return 0;
+  /* Which bits differ between keys: digits where none does are skipped. */
+  uint64_t all_and = ~(uint64_t)0, all_or = 0;
+  for (size_t i = 0; i < n; i++) {
+    all_and &= keys[i];
+    all_or |= keys[i];
+  }
+  uint64_t varying = all_and ^ all_or;
+  uint64_t *other_keys = leak__malloc(n * sizeof(uint64_t));
+  uint32_t *other_values = leak__malloc(n * sizeof(uint32_t));
+  if (other_keys == NULL || other_values == NULL) {
     leak__free(other_keys);
     leak__free(other_values);
-    leak__free(count);
     return LEAK_ENOMEM;
   }
+  size_t count[RADIX_BUCKETS];
   uint64_t *k = keys, *k2 = other_keys;
   uint32_t *v = values, *v2 = other_values;
-  for (int shift = 0; shift < 64; shift += 16) {
-    memset(count, 0, 65536 * sizeof(size_t));
-    for (size_t i = 0; i < n; i++) count[(k[i] >> shift) & 0xffff]++;
-    if (n == 0 || count[(k[0] >> shift) & 0xffff] == n) continue; /* one digit for all: nothing to do */
+  for (int shift = 0; shift < 64; shift += RADIX_BITS) {
+    if (((varying >> shift) & (RADIX_BUCKETS - 1)) == 0) continue;
+    memset(count, 0, sizeof(count));
+    for (size_t i = 0; i < n; i++) count[(k[i] >> shift) & (RADIX_BUCKETS - 1)]++;
     size_t sum = 0;
-    for (size_t d = 0; d < 65536; d++) {
+    for (size_t d = 0; d < RADIX_BUCKETS; d++) {
       size_t c = count[d];
       count[d] = sum;
       sum += c;
     }
     for (size_t i = 0; i < n; i++) {
-      size_t at = count[(k[i] >> shift) & 0xffff]++;
+      size_t at = count[(k[i] >> shift) & (RADIX_BUCKETS - 1)]++;
       k2[at] = k[i];
       v2[at] = v[i];
     }
@@ -138,7 +148,6 @@ static int radix_sort(uint64_t *keys, uint32_t *values, size_t n) {
   }
   leak__free(other_keys);
   leak__free(other_values);
-  leak__free(count);
   return 0;
 }
 
