@@ -26,9 +26,11 @@ typedef struct build_context {
   size_t nroots, root_capacity;
   uint32_t *deferred; /* walk numbers of objects sized after the walk */
   size_t ndeferred, deferred_capacity;
-  uintptr_t last_type;
-  uint8_t last_kind;
-  uint32_t last_header;
+  struct type_cache { /* direct-mapped by type pointer: walks alternate between a few types */
+    uintptr_t type;
+    uint8_t kind;
+    uint32_t header;
+  } types[256];
 } build_context;
 
 /* Makes room for one more item in an array of `width`-byte items (and its twin, if any). */
@@ -54,18 +56,19 @@ static int on_object(void *arg, PyObject *obj, int tracked) {
            &b->walk_capacity) < 0)
     return LEAK_ENOMEM;
   uintptr_t type = (uintptr_t)Py_TYPE(obj);
-  if (type != b->last_type) {
-    b->last_type = type;
-    b->last_kind = leak__sizes_kind(&b->sizes, (PyTypeObject *)type);
-    b->last_header = (uint32_t)leak__object_header_size(obj);
+  struct type_cache *cached = &b->types[(type >> 4) & 255];
+  if (cached->type != type) {
+    cached->type = type;
+    cached->kind = leak__sizes_kind(&b->sizes, (PyTypeObject *)type);
+    cached->header = (uint32_t)leak__object_header_size(obj);
   }
   uint64_t size = 0;
-  if (b->last_kind == LEAK__SIZE_DEFERRED || PyType_Check(obj)) {
+  if (cached->kind == LEAK__SIZE_DEFERRED || PyType_Check(obj)) {
     if (grow((void **)&b->deferred, NULL, 0, sizeof(uint32_t), b->ndeferred, &b->deferred_capacity) < 0)
       return LEAK_ENOMEM;
     b->deferred[b->ndeferred++] = (uint32_t)b->nwalk;
   } else {
-    size = leak__sizes_of(b->last_kind, obj) + b->last_header;
+    size = leak__sizes_of(cached->kind, obj) + cached->header;
   }
   b->walk_address[b->nwalk] = (uint64_t)(uintptr_t)obj;
   b->walk_size[b->nwalk++] = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
