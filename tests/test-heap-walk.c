@@ -61,6 +61,34 @@ TEST(objset_survives_running_out_of_memory) {
   return 0;
 }
 
+static int by_address_value(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+TEST(objset_ranks_are_positions_in_address_order) {
+  enum { N = 20000 };
+  static uintptr_t addresses[N];
+  leak__objset set = {0};
+  uint64_t state = 12345;
+  for (size_t i = 0; i < N; i++) {
+    /* spread over many chunks, 8- or 16-aligned, no two within 16 bytes */
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    addresses[i] = (uintptr_t)0x7f0000000000u + (uintptr_t)(i * 64 + (state >> 60) % 4 * 8) * 37;
+    addresses[i] -= addresses[i] % 8;
+    ASSERT_EQ(leak__objset_add(&set, (void *)addresses[i]), 1);
+  }
+  ASSERT_EQ(leak__objset_prepare_ranks(&set), 0);
+  qsort(addresses, N, sizeof(uintptr_t), by_address_value);
+  for (size_t i = 0; i < N; i++) {
+    ASSERT_EQ(leak__objset_rank(&set, (void *)addresses[i]), (long long)i);
+    if (i + 1 == N || addresses[i + 1] - addresses[i] > 16)
+      ASSERT_EQ(leak__objset_rank(&set, (void *)(addresses[i] + 16)), -1);
+  }
+  leak__objset_free(&set);
+  return 0;
+}
+
 /* ---- The walk, seen from Python through a probe module ----------------------------------------- */
 
 

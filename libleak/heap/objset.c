@@ -3,6 +3,7 @@
 #include "heap/objset.h"
 #include "core/idset.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* log2 of the bytes one bit stands for: sizeof(PyObject), 16 on 64-bit. */
@@ -13,6 +14,8 @@
 struct leak__objset_chunk {
   uintptr_t number; /* address >> CHUNK_SHIFT */
   uint64_t bits[CHUNK_BITS / 64];
+  uint32_t base;                       /* ranks: members in chunks at lower addresses... */
+  uint16_t before[CHUNK_BITS / 64];    /* ...and in this chunk's words before each word */
 };
 
 /* The slot holding chunk `number`, or the empty slot where it would go. */
@@ -83,9 +86,48 @@ void leak__objset_free(leak__objset *set) {
   size_t capacity = set->mask ? set->mask + 1 : 0;
   for (size_t i = 0; i < capacity; i++) leak__free(set->slots[i]);
   leak__free(set->slots);
+  leak__free(set->ordered);
   memset(set, 0, sizeof(*set));
 }
 
 size_t leak__objset_memory(const leak__objset *set) {
   return (set->mask ? (set->mask + 1) * sizeof(*set->slots) : 0) + set->chunks * sizeof(leak__objset_chunk);
+}
+
+static int chunk_order(const void *a, const void *b) {
+  uintptr_t x = (*(leak__objset_chunk *const *)a)->number, y = (*(leak__objset_chunk *const *)b)->number;
+  return x < y ? -1 : x > y;
+}
+
+/* Chunks sorted by number (a few thousand at most for a heap of millions), then running counts. */
+int leak__objset_prepare_ranks(leak__objset *set) {
+  leak__free(set->ordered);
+  set->ordered = leak__malloc((set->chunks ? set->chunks : 1) * sizeof(*set->ordered));
+  if (set->ordered == NULL) return LEAK_ENOMEM;
+  size_t n = 0, capacity = set->mask ? set->mask + 1 : 0;
+  for (size_t i = 0; i < capacity; i++)
+    if (set->slots[i] != NULL) set->ordered[n++] = set->slots[i];
+  qsort(set->ordered, n, sizeof(*set->ordered), chunk_order);
+  uint32_t rank = 0;
+  for (size_t c = 0; c < n; c++) {
+    leak__objset_chunk *chunk = set->ordered[c];
+    chunk->base = rank;
+    uint32_t within = 0;
+    for (size_t w = 0; w < CHUNK_BITS / 64; w++) {
+      chunk->before[w] = (uint16_t)within;
+      within += (uint32_t)__builtin_popcountll(chunk->bits[w]);
+    }
+    rank += within;
+  }
+  return 0;
+}
+
+int64_t leak__objset_rank(leak__objset *set, const void *address) {
+  uintptr_t a = (uintptr_t)address;
+  leak__objset_chunk *chunk = find_chunk(set, a >> CHUNK_SHIFT, NULL);
+  if (chunk == NULL) return -1;
+  size_t bit = (a & ((1u << CHUNK_SHIFT) - 1)) >> GRAIN_SHIFT;
+  uint64_t word = chunk->bits[bit >> 6], mask = (uint64_t)1 << (bit & 63);
+  if (!(word & mask)) return -1;
+  return (int64_t)chunk->base + chunk->before[bit >> 6] + __builtin_popcountll(word & (mask - 1));
 }

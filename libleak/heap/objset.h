@@ -19,6 +19,7 @@ typedef struct leak__objset {
   size_t chunks;              /* chunks in use */
   size_t members;             /* addresses in the set */
   leak__objset_chunk *last;   /* the chunk of the latest lookup: neighbours come in runs */
+  leak__objset_chunk **ordered; /* after leak__objset_prepare_ranks: the chunks by address */
 } leak__objset;
 
 /* Adds `address`: returns 1 when it was not there, 0 when it was, LEAK_ENOMEM (set unchanged). */
@@ -32,5 +33,13 @@ void leak__objset_free(leak__objset *set);
 
 /* Bytes the set holds (for the benchmark's memory figures). */
 size_t leak__objset_memory(const leak__objset *set);
+
+/* Numbers the members by address: after this (no more adds), leak__objset_rank gives each member
+ * its position among all members in increasing address order, in constant time.  0 or LEAK_ENOMEM. */
+int leak__objset_prepare_ranks(leak__objset *set);
+
+/* The rank of `address` (0 .. members - 1), or -1 when it is not a member.  Needs
+ * leak__objset_prepare_ranks. */
+int64_t leak__objset_rank(leak__objset *set, const void *address);
 
 #endif

@@ -2,12 +2,13 @@
  *
  * The walk reports objects and edges in walk order, each edge right after its referrer (the
  * walker traverses an object just after reporting it), so an edge is stored as (referent address,
- * referrer's walk number) with no lookup.  Then two radix sorts: the objects by address (a node is
- * its rank), the edges by referent address; a merge of the two gives each edge its referent node,
- * and edges come out grouped by referent: the CSR arrays of referrers. */
+ * referrer's walk number) with no lookup.  Every object also goes into a bitmap of addresses
+ * (heap/objset.h), whose ranks number the nodes in address order; a counting sort by referent then
+ * gives the CSR arrays of referrers.  No comparison sort, no hash table. */
 #include "core/internal.h"
 #include "refs/index.h"
 #include "heap/sizes.h"
+#include "heap/objset.h"
 #include "heap/walk.h"
 
 #include <string.h>
@@ -15,6 +16,7 @@
 /* Growable arrays of the build, in walk order. */
 typedef struct build_context {
   leak__sizes sizes;
+  leak__objset members; /* every object visited: its rank in address order is its node number */
   uint64_t *walk_address; /* the objects, in walk order */
   uint32_t *walk_size;
   size_t nwalk, walk_capacity;
@@ -70,6 +72,7 @@ static int on_object(void *arg, PyObject *obj, int tracked) {
   } else {
     size = leak__sizes_of(cached->kind, obj) + cached->header;
   }
+  if (leak__objset_add(&b->members, obj) < 0) return LEAK_ENOMEM;
   b->walk_address[b->nwalk] = (uint64_t)(uintptr_t)obj;
   b->walk_size[b->nwalk++] = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
   return 0;
@@ -99,63 +102,9 @@ static int on_frame_ref(void *arg, PyThreadState *tstate, const leak__frame_ref 
   return 0;
 }
 
-/* Sorts keys[0..n) and their values alike, least significant 11-bit digit first (2048 buckets: the
- * scatter stays in cache), skipping digits every key shares (addresses share their top bits and, mostly,
- * their low ones).  0 or LEAK_ENOMEM. */
-#define RADIX_BITS 11
-#define RADIX_BUCKETS (1u << RADIX_BITS)
-static int radix_sort(uint64_t *keys, uint32_t *values, size_t n) {
-  if (n < 2) return 0;
-  /* Which bits differ between keys: digits where none does are skipped. */
-  uint64_t all_and = ~(uint64_t)0, all_or = 0;
-  for (size_t i = 0; i < n; i++) {
-    all_and &= keys[i];
-    all_or |= keys[i];
-  }
-  uint64_t varying = all_and ^ all_or;
-  uint64_t *other_keys = leak__malloc(n * sizeof(uint64_t));
-  uint32_t *other_values = leak__malloc(n * sizeof(uint32_t));
-  if (other_keys == NULL || other_values == NULL) {
-    leak__free(other_keys);
-    leak__free(other_values);
-    return LEAK_ENOMEM;
-  }
-  size_t count[RADIX_BUCKETS];
-  uint64_t *k = keys, *k2 = other_keys;
-  uint32_t *v = values, *v2 = other_values;
-  for (int shift = 0; shift < 64; shift += RADIX_BITS) {
-    if (((varying >> shift) & (RADIX_BUCKETS - 1)) == 0) continue;
-    memset(count, 0, sizeof(count));
-    for (size_t i = 0; i < n; i++) count[(k[i] >> shift) & (RADIX_BUCKETS - 1)]++;
-    size_t sum = 0;
-    for (size_t d = 0; d < RADIX_BUCKETS; d++) {
-      size_t c = count[d];
-      count[d] = sum;
-      sum += c;
-    }
-    for (size_t i = 0; i < n; i++) {
-      size_t at = count[(k[i] >> shift) & (RADIX_BUCKETS - 1)]++;
-      k2[at] = k[i];
-      v2[at] = v[i];
-    }
-    uint64_t *tk = k;
-    k = k2;
-    k2 = tk;
-    uint32_t *tv = v;
-    v = v2;
-    v2 = tv;
-  }
-  if (k != keys) {
-    memcpy(keys, k, n * sizeof(uint64_t));
-    memcpy(values, v, n * sizeof(uint32_t));
-  }
-  leak__free(other_keys);
-  leak__free(other_values);
-  return 0;
-}
-
 static void free_context(build_context *b) {
   leak__sizes_fini(&b->sizes);
+  leak__objset_free(&b->members);
   leak__free(b->walk_address);
   leak__free(b->walk_size);
   leak__free(b->edge_to);
@@ -170,38 +119,46 @@ static int frame_root_order(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Turns the walk's arrays into the index (they are consumed). */
+/* Turns the walk's arrays into the index.  A node's number is its object's rank by address, read
+ * from the bitmap of members in constant time; edges are grouped by referent with a counting sort. */
 static int assemble(build_context *b, leak__ref_index *index) {
   size_t n = b->nwalk;
-  /* Nodes by address: walk_size is reused to carry walk numbers through the sort. */
-  uint32_t *order = leak__malloc((n ? n : 1) * sizeof(uint32_t));
   uint32_t *rank_of = leak__malloc((n ? n : 1) * sizeof(uint32_t));
-  if (order == NULL || rank_of == NULL) goto nomem;
-  for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
-  if (radix_sort(b->walk_address, order, n) < 0) goto nomem;
+  if (rank_of == NULL || leak__objset_prepare_ranks(&b->members) < 0) goto nomem;
   index->nodes = n;
-  index->address = (uintptr_t *)b->walk_address; /* uint64_t and uintptr_t are one type here */
-  b->walk_address = NULL;
+  index->address = leak__malloc((n ? n : 1) * sizeof(uintptr_t));
   index->size = leak__malloc((n ? n : 1) * sizeof(uint32_t));
-  if (index->size == NULL) goto nomem;
-  for (size_t r = 0; r < n; r++) {
-    rank_of[order[r]] = (uint32_t)r;
-    index->size[r] = b->walk_size[order[r]];
+  if (index->address == NULL || index->size == NULL) goto nomem;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t r = (uint32_t)leak__objset_rank(&b->members, (const void *)(uintptr_t)b->walk_address[i]);
+    rank_of[i] = r;
+    index->address[r] = (uintptr_t)b->walk_address[i];
+    index->size[r] = b->walk_size[i];
   }
-  /* Edges by referent, then merged with the nodes. */
-  if (radix_sort(b->edge_to, b->edge_from, b->nedges) < 0) goto nomem;
+  /* Referents' nodes, then edges counted and placed by referent: the CSR arrays of referrers. */
   index->in_first = leak__calloc(n + 1, sizeof(uint32_t));
   index->referrers = leak__malloc((b->nedges ? b->nedges : 1) * sizeof(uint32_t));
   if (index->in_first == NULL || index->referrers == NULL) goto nomem;
-  size_t kept = 0, node = 0;
+  uint32_t *to = leak__malloc((b->nedges ? b->nedges : 1) * sizeof(uint32_t));
+  if (to == NULL) goto nomem;
+  size_t kept = 0;
   for (size_t e = 0; e < b->nedges; e++) {
-    uint64_t to = b->edge_to[e];
-    while (node < n && index->address[node] < to) node++;
-    if (node == n || index->address[node] != to) continue; /* not an object the walk visited */
-    index->in_first[node + 1]++;
-    index->referrers[kept++] = rank_of[b->edge_from[e]];
+    int64_t r = leak__objset_rank(&b->members, (const void *)(uintptr_t)b->edge_to[e]);
+    if (r < 0) continue; /* not an object the walk visited */
+    to[kept] = (uint32_t)r;
+    b->edge_from[kept++] = b->edge_from[e];
+    index->in_first[r + 1]++;
   }
   for (size_t i = 0; i < n; i++) index->in_first[i + 1] += index->in_first[i];
+  uint32_t *fill = leak__malloc((n ? n : 1) * sizeof(uint32_t));
+  if (fill == NULL) {
+    leak__free(to);
+    goto nomem;
+  }
+  memcpy(fill, index->in_first, n * sizeof(uint32_t));
+  for (size_t e = 0; e < kept; e++) index->referrers[fill[to[e]]++] = rank_of[b->edge_from[e]];
+  leak__free(fill);
+  leak__free(to);
   index->edges = kept;
   /* Frame roots, by node. */
   index->frame_roots = leak__malloc((b->nroots ? b->nroots : 1) * sizeof(leak__frame_root));
@@ -221,11 +178,9 @@ static int assemble(build_context *b, leak__ref_index *index) {
     size_t size = leak__sizes_deferred(leak__ref_index_object(index, r), 0);
     index->size[r] = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
   }
-  leak__free(order);
   leak__free(rank_of);
   return 0;
 nomem:
-  leak__free(order);
   leak__free(rank_of);
   return LEAK_ENOMEM;
 }
