@@ -328,13 +328,40 @@ def _grows(values, runs):
     return rises >= runs - allowed and values[-1] > values[0] and _slope(values) > 0
 
 
-# Modules whose caches grow without bound being a leak: their objects are not counted, and their
-# allocation lines are not reported.
-_NOISE_FILES = (
-    "/re.py", "/re/", "/sre_compile.py", "/sre_parse.py", "/linecache.py", "/logging/__init__.py",
-    "/tracemalloc.py", "/functools.py", "/libleak/", "/typing.py", "/abc.py", "/_weakrefset.py",
-    "<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>",
-)
+# Modules whose caches grow without bound being a leak: their allocation lines are not reported.
+# Named by module (their files are found where this interpreter keeps them), never by a piece of a
+# path: a checkout in a folder called "re" or "libleak" must not hide a user's own lines.
+_NOISE_MODULES = ("re", "sre_compile", "sre_parse", "linecache", "logging", "tracemalloc", "functools",
+                  "typing", "abc", "_weakrefset", "libleak")
+_NOISE_FROZEN = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _noise_places():
+    """(exact file names, package folders) of the noise modules that are imported."""
+    import os
+
+    files, folders = set(_NOISE_FROZEN), []
+    for name in _NOISE_MODULES:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        path = os.path.abspath(path)
+        if os.path.basename(path) == "__init__.py":
+            folders.append(os.path.dirname(path) + os.sep)
+        else:
+            files.add(path)
+    return files, tuple(folders)
+
+
+def _is_noise(filename, places):
+    import os
+
+    files, folders = places
+    if filename in files:
+        return True
+    path = os.path.abspath(filename) if not filename.startswith("<") else filename
+    return path in files or path.startswith(folders)
 
 
 def _noise_roots():
@@ -403,10 +430,11 @@ def _site_series(snapshots, runs):
     """Per allocation traceback (innermost frame outside the noise modules): live bytes and blocks
     in each snapshot."""
     series = {}
+    places = _noise_places()
     for k, snapshot in enumerate(snapshots):
         for stat in snapshot.statistics("traceback"):
             frame = stat.traceback[0]
-            if any(part in frame.filename.replace("\\", "/") for part in _NOISE_FILES):
+            if _is_noise(frame.filename, places):
                 continue
             key = stat.traceback
             sizes, counts = series.setdefault(key, ([0] * len(snapshots), [0] * len(snapshots)))

@@ -177,3 +177,26 @@ def test_bad_input_is_refused_clearly():
         report.samples("x", -1)
     with pytest.raises(TypeError):
         report.samples(5, 1)
+
+
+def test_sites_are_reported_from_any_checkout_path(tmp_path):
+    """A program in a folder named like a noise module ("re", "libleak") keeps its own lines."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "re" / "libleak" / "logging"
+    folder.mkdir(parents=True)
+    script = folder / "app.py"
+    script.write_text(
+        "from libleak import heap, tracer\n"
+        "KEPT = []\n"
+        "def leak():\n"
+        "    KEPT.append(bytearray(1000))\n"
+        "tracer.start(1)\n"
+        "report = heap.leak_check(leak)\n"
+        "print([(s.traceback[0].filename, s.traceback[0].lineno) for s in report.sites])\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "(%r, 4)" % str(script) in result.stdout, result.stdout
