@@ -38,4 +38,7 @@ extern const leak__py_area leak__py_heap_area;
 /* The refs area: why objects are alive (pybind/refs.c). */
 extern const leak__py_area leak__py_refs_area;
 
+/* The rendering area: Graphviz pictures in process and dominator trees (pybind/render.c). */
+extern const leak__py_area leak__py_render_area;
+
 #endif

@@ -42,6 +42,7 @@ static const leak__py_area *const areas[] = {
     &leak__py_extbuffers_area,
     &leak__py_heap_area,
     &leak__py_refs_area,
+    &leak__py_render_area,
     NULL,
 };
 
