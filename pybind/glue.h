@@ -40,5 +40,7 @@ extern const leak__py_area leak__py_refs_area;
 
 /* The rendering area: Graphviz pictures in process and dominator trees (pybind/render.c). */
 extern const leak__py_area leak__py_render_area;
+/* The chains area: objgraph's reference chains and graph neighbours (pybind/chains.c). */
+extern const leak__py_area leak__py_chains_area;
 
 #endif
