@@ -102,6 +102,7 @@ static PyObject *py_chains_source(PyObject *module, PyObject *unused) {
   if (source == NULL) return PyErr_NoMemory();
   PyObject *capsule = PyCapsule_New(source, SOURCE_CAPSULE, free_source_capsule);
   if (capsule == NULL) leak__free(source);
+  else source->owner = capsule;
   return capsule;
 }
 

@@ -12,7 +12,8 @@ static void drop_index(leak__chain_source *source) {
   leak__ref_index *index = source->index;
   source->index = NULL;
   if (index == NULL) return;
-  for (size_t node = 0; node < index->nodes; node++) Py_DECREF(leak__ref_index_object(index, node));
+  for (size_t node = 0; node < index->nodes; node++)
+    if (leak__ref_index_object(index, node) != source->owner) Py_DECREF(leak__ref_index_object(index, node));
   leak__ref_index_free(index);
 }
 
@@ -27,7 +28,8 @@ static int current_index(leak__chain_source *source) {
   leak__ref_index *index;
   int rc = leak__ref_index_build(&index);
   if (rc < 0) return rc;
-  for (size_t node = 0; node < index->nodes; node++) Py_INCREF(leak__ref_index_object(index, node));
+  for (size_t node = 0; node < index->nodes; node++)
+    if (leak__ref_index_object(index, node) != source->owner) Py_INCREF(leak__ref_index_object(index, node));
   source->index = index;
   source->builds++;
   return 0;

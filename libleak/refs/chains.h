@@ -30,6 +30,9 @@ typedef enum leak__chain_direction {
 typedef struct leak__chain_source {
   leak__ref_index *index;
   size_t builds; /* how many indexes were built (for the tests and the benchmark) */
+  /* The object that owns the source (a capsule), or NULL: never pinned, or it would keep itself
+   * alive. */
+  const PyObject *owner;
 } leak__chain_source;
 
 /* Reports one neighbour (borrowed: take a reference to keep it).  Must not run Python code.
