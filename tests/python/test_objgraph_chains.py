@@ -112,20 +112,25 @@ def test_the_call_itself_is_not_in_the_chain():
 
 def test_predicate_that_frees_and_makes_objects_does_not_crash():
     target = object()
-    doomed = [[target] for _ in range(50)]
-    holders = [doomed]
+    inner = [target]
+    doomed = [[inner] for _ in range(50)]
+    holders = []
     calls = []
+    outers_after_free = []
 
     def churn(obj):
-        calls.append(1)
-        if len(calls) == 1:
-            del doomed[:]  # frees the referrers the index was about to name
+        calls.append(type(obj).__name__)
+        if isinstance(obj, list) and len(obj) == 1 and obj[0] is inner and not doomed:
+            outers_after_free.append(1)
+        if obj is inner:
+            del doomed[:]  # frees the referrers the index names for the next level
         holders.append([[i] for i in range(100)])
-        return obj is holders
+        return False
 
-    chain = lobjgraph.find_backref_chain(target, churn, max_depth=5)
-    assert chain[-1] is target
-    assert len(calls) >= 2
+    chain = lobjgraph.find_backref_chain(target, churn, max_depth=4)
+    assert chain == [target]
+    assert calls[:2] == ["object", "list"]
+    assert outers_after_free == []  # the index was built again: the freed lists are gone
 
 
 def test_bad_input_raises_clearly():
@@ -179,7 +184,8 @@ def test_show_backrefs_dot_has_labels_types_and_no_addresses():
     holder.attr = x
     text = _dot_of(lobjgraph.show_backrefs, [x], max_depth=2)
     assert text.startswith("digraph")
-    assert "Node" in text and ".attr" in text and "[0]" in text
+    assert "Node" in text and "[0]" in text
+    assert ".attr" in text or "['attr']" in text  # 3.8 - 3.10: through the instance's __dict__
     assert "0x" not in text
     assert "own 64 B" in text or "own " in text
     assert y and holder
@@ -246,15 +252,17 @@ def test_show_refs_forward_and_formats(tmp_path):
 def test_show_chain(tmp_path):
     module, target = _module_chain("chains_fixture_two")
     try:
-        chain = lobjgraph.find_backref_chain(target, lobjgraph.is_proper_module)
+        # (3.8 - 3.10: this frame holds target too, and frames lead to other modules.)
+        chain = lobjgraph.find_backref_chain(target, lambda o: o is module)
         out = io.StringIO()
         lobjgraph.show_chain(chain, output=out)
         text = out.getvalue()
-        assert "chains_fixture_two" in text and "Node" in text and ".box" in text
+        assert "chains_fixture_two" in text and "Node" in text
+        assert ".box" in text or "['box']" in text  # 3.8 - 3.10: through the instance's __dict__
         assert text.count("label=<<TABLE") == len(chain)
         out = io.StringIO()
         lobjgraph.show_chain(lobjgraph.find_ref_chain(module, lambda o: o is target), backrefs=False, output=out)
-        assert ".box" in out.getvalue()
+        assert ".box" in out.getvalue() or "['box']" in out.getvalue()
     finally:
         del sys.modules["chains_fixture_two"]
 
