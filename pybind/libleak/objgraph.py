@@ -471,6 +471,15 @@ def _collect_graph(objs, forward, max_depth, ignore, filter, too_many, cull_func
     return nodes, depths, edges, collapsed
 
 
+def _refcounts(nodes):
+    """The reference counts of nodes, less the references this module holds: a fresh object read
+    the same way gives the count of ours, whatever the interpreter's version adds."""
+    nodes.append(object())
+    counts = [sys.getrefcount(nodes[i]) for i in range(len(nodes))]
+    nodes.pop()
+    return [count - counts[-1] for count in counts[:-1]]
+
+
 def _show_graph(objs, forward, max_depth, extra_ignore, filter, too_many, highlight, filename, extra_info,
                 refcounts, shortnames, output, cull_func):
     from libleak import _render
@@ -491,15 +500,16 @@ def _show_graph(objs, forward, max_depth, extra_ignore, filter, too_many, highli
     ignore.update((id(objs), id(sys._getframe()), id(sys._getframe(1))))
     nodes, depths, edges, collapsed = _collect_graph(objs, forward, max_depth, ignore, filter, too_many, cull_func)
     name_of = _short_typename if shortnames else _long_typename
+    counts = _refcounts(nodes) if refcounts else None
     picture = _render.Picture()
     for n, obj in enumerate(nodes):
         title = name_of(obj)
         if refcounts:
-            # Less the references of this function: nodes, obj, and getrefcount's argument.
-            title += " [%d]" % (sys.getrefcount(obj) - 3)
+            title += " [%d]" % counts[n]
         text = _short_repr(obj)
         if extra_info:
-            text += "\n" + str(extra_info(obj))
+            # (A picture's repr is one line.)
+            text += "; " + str(extra_info(obj))
         try:
             size = sys.getsizeof(obj)
         except Exception:

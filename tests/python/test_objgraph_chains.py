@@ -227,6 +227,7 @@ def test_filter_highlight_extra_info_refcounts_shortnames():
     assert "extra-list" in text and "extra-Node" in text
     assert "tuple" not in text
     assert "test_objgraph_chains.Node [" in text
+    assert "list [1]" in text  # keep, held by this frame only (a frame is no object the count sees)
     assert "#2f6fd0" in text or "highlight" in text.lower() or text.count("fillcolor") >= 2
     assert keep and drop
 
