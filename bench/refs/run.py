@@ -2,7 +2,7 @@
 (issue 8, item 8; the dominator rows are bench/refs/dominators').
 
 One run, one interpreter, one heap: 200,000 instances of a class, each holding a list with a float
-and a str (about a million objects).  On it, in wall-clock time (each libleak row the best of
+and a str (about a million objects).  On it, in CPU time (time.process_time: the machine is shared; each libleak row the best of
 --repeat runs; the peers run once, they take seconds):
 
     why_alive, 10-link chain     a module attribute -> 9 Link objects -> the target; index build included
@@ -40,16 +40,16 @@ class Link:
 def best(fn, repeat):
     times, result = [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         result = fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times), result
 
 
 def once(fn):
-    start = time.perf_counter()
+    start = time.process_time()
     result = fn()
-    return time.perf_counter() - start, result
+    return time.process_time() - start, result
 
 
 def main():
