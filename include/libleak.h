@@ -13,5 +13,8 @@
 #include "libleak/tracer.h"
 #include "libleak/snapshot.h"
 #include "libleak/heap.h"
+#include "libleak/refs.h"
+#include "libleak/deepsize.h"
+#include "libleak/classtrack.h"
 
 #endif

@@ -37,9 +37,13 @@ extern const leak__py_area leak__py_heap_area;
 
 /* The refs area: why objects are alive (pybind/refs.c). */
 extern const leak__py_area leak__py_refs_area;
-
 /* The rendering area: Graphviz pictures in process and dominator trees (pybind/render.c). */
 extern const leak__py_area leak__py_render_area;
+/* The deep-size area: libleak.asizeof (pybind/deepsize.c). */
+extern const leak__py_area leak__py_deepsize_area;
+/* The class-tracking area: pympler's ClassTracker at the C level (pybind/classtrack.c). */
+extern const leak__py_area leak__py_classtrack_area;
+
 /* The chains area: objgraph's reference chains and graph neighbours (pybind/chains.c). */
 extern const leak__py_area leak__py_chains_area;
 

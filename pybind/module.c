@@ -43,6 +43,8 @@ static const leak__py_area *const areas[] = {
     &leak__py_heap_area,
     &leak__py_refs_area,
     &leak__py_render_area,
+    &leak__py_deepsize_area,
+    &leak__py_classtrack_area,
     &leak__py_chains_area,
     NULL,
 };

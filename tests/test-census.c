@@ -119,7 +119,7 @@ TEST(census_survives_running_out_of_memory_anywhere) {
   test_python_start();
   ASSERT_EQ(test_python_run("data = [{'k': str(i)} for i in range(3000)]\n"), 0);
   int succeeded = 0;
-  for (long fail = 0; fail < 100000 && !succeeded; fail += 1 + fail / 8) {
+  for (long fail = 0; fail < 100000 && !succeeded; fail += 1 + fail / 3) {
     leak_census *census = NULL;
     leak__alloc_fail_after(fail);
     int rc = leak_census_take(NULL, &census);

@@ -4,32 +4,8 @@
 #include "core/internal.h"
 #include "core/frames.h"
 #include "runner.h"
+#include "test-alloc-counter.h"
 
-/* Allocation calls seen by the counting allocator while `counting` is set. */
-static volatile long allocations_seen;
-static volatile int counting;
-static PyMemAllocatorEx saved_allocators[3];
-
-static void *counting_malloc(void *ctx, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->malloc(inner->ctx, size);
-}
-static void *counting_calloc(void *ctx, size_t n, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->calloc(inner->ctx, n, size);
-}
-static void *counting_realloc(void *ctx, void *ptr, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->realloc(inner->ctx, ptr, size);
-}
-static void counting_free(void *ctx, void *ptr) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  inner->free(inner->ctx, ptr);
-}
 
 /* _probe.stack(max=1000, thread_id=None): the frames libleak reads, as [(code, lineno), ...]
  * innermost first; reading happens with every Python allocator counting calls. */
@@ -111,13 +87,7 @@ static PyObject *probe_init(void) { return PyModule_Create(&probe_module); }
 static void start_python_with_probe(void) {
   PyImport_AppendInittab("_probe", probe_init);
   test_python_start();
-  PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
-  for (int d = 0; d < 3; d++) {
-    PyMem_GetAllocator(domains[d], &saved_allocators[d]);
-    PyMemAllocatorEx hook = {&saved_allocators[d], counting_malloc, counting_calloc, counting_realloc,
-                             counting_free};
-    PyMem_SetAllocator(domains[d], &hook);
-  }
+  install_counting_allocators();
 }
 
 /* Python helpers shared by the tests: what CPython itself says the stack is. */

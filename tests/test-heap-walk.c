@@ -4,6 +4,7 @@
 #include "core/internal.h"
 #include "heap/walk.h"
 #include "runner.h"
+#include "test-alloc-counter.h"
 
 /* ---- The visited set ------------------------------------------------------------------------ */
 
@@ -62,30 +63,6 @@ TEST(objset_survives_running_out_of_memory) {
 
 /* ---- The walk, seen from Python through a probe module ----------------------------------------- */
 
-static volatile long allocations_seen;
-static volatile int counting;
-static PyMemAllocatorEx saved_allocators[3];
-
-static void *counting_malloc(void *ctx, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->malloc(inner->ctx, size);
-}
-static void *counting_calloc(void *ctx, size_t n, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->calloc(inner->ctx, n, size);
-}
-static void *counting_realloc(void *ctx, void *ptr, size_t size) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  return inner->realloc(inner->ctx, ptr, size);
-}
-static void counting_free(void *ctx, void *ptr) {
-  if (counting) allocations_seen++;
-  PyMemAllocatorEx *inner = ctx;
-  inner->free(inner->ctx, ptr);
-}
 
 /* What a probe walk gathers: every visit (to find repeats), and whether `wanted` was seen. */
 typedef struct probe_walk {
@@ -185,13 +162,7 @@ static PyObject *probe_init(void) { return PyModule_Create(&probe_module); }
 static void start_python_with_probe(void) {
   PyImport_AppendInittab("_probe", probe_init);
   test_python_start();
-  PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
-  for (int d = 0; d < 3; d++) {
-    PyMem_GetAllocator(domains[d], &saved_allocators[d]);
-    PyMemAllocatorEx hook = {&saved_allocators[d], counting_malloc, counting_calloc, counting_realloc,
-                             counting_free};
-    PyMem_SetAllocator(domains[d], &hook);
-  }
+  install_counting_allocators();
 }
 
 TEST(heap_walk_visits_every_object_once_and_allocates_nothing) {
@@ -215,16 +186,17 @@ TEST(heap_walk_visits_every_object_once_and_allocates_nothing) {
 
 TEST(heap_walk_reaches_untracked_objects_however_deep) {
   start_python_with_probe();
-  /* A chain of a million tuples holding a str at its far end: a walk from the chain's head gets
-   * there with its own stack (no C recursion), and the whole-heap walk finds the str, which no
-   * tracked object holds but the innermost tuple, and untracked tuples the gc made. */
+  /* A chain of 300,000 tuples holding a str at its far end (recursing through it would take
+   * far more than the 8 MiB C stack): a walk from the chain's head gets there with its own stack,
+   * and the whole-heap walk finds the str, which no tracked object holds but the innermost tuple,
+   * and untracked tuples the gc made. */
   ASSERT_EQ(test_python_run("import gc, _probe\n"
                             "far = ''.join(['only', ' reachable', ' at the end'])\n"
                             "chain = far\n"
-                            "for i in range(1000000):\n"
+                            "for i in range(300000):\n"
                             "    chain = (chain,)\n"
                             "visits, distinct, seen = _probe.walk_from(chain, far)\n"
-                            "assert seen and visits == distinct == 1000001, (visits, distinct)\n"
+                            "assert seen and visits == distinct == 300001, (visits, distinct)\n"
                             "gc.collect(); gc.collect(); gc.collect()\n"
                             "inner = chain[0][0][0][0][0][0][0][0][0][0]\n"
                             "del far\n"

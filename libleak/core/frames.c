@@ -289,16 +289,6 @@ int leak__frames_gc_each(PyInterpreterState *interp, int permanent, leak__gc_obj
 
 int leak__frames_gc_is_tracked(PyObject *obj) { return PyObject_IS_GC(obj) && _PyObject_GC_IS_TRACKED(obj); }
 
-/* sys.getsizeof adds the GC header to __sizeof__ (per object, through tp_is_gc, up to 3.10) and the
- * whole pre-header (per type: GC header, managed dict and weakref pointers) from 3.11 on. */
-size_t leak__frames_sizeof_header(PyObject *obj) {
-#if PY_VERSION_HEX >= 0x030B0000
-  return _PyType_PreHeaderSize(Py_TYPE(obj));
-#else
-  return PyObject_IS_GC(obj) ? sizeof(PyGC_Head) : 0;
-#endif
-}
-
 /* int.__sizeof__: the digits array holds at least one digit from 3.11 on (and the digit count moved
  * into lv_tag in 3.12). */
 size_t leak__frames_int_sizeof(PyObject *obj) {
@@ -460,20 +450,14 @@ PyObject *leak__frames_attribute_name(PyObject *obj, PyObject *value) {
   PyTypeObject *type = Py_TYPE(obj);
   if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
     PyDictValues *values = NULL;
-    PyObject *dict = NULL;
 #if PY_VERSION_HEX >= 0x030D0000
     if ((type->tp_flags & Py_TPFLAGS_INLINE_VALUES) && _PyObject_InlineValues(obj)->valid)
       values = _PyObject_InlineValues(obj);
-    dict = (PyObject *)_PyObject_GetManagedDict(obj);
 #elif PY_VERSION_HEX >= 0x030C0000
     PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
-    if (_PyDictOrValues_IsValues(dorv))
-      values = _PyDictOrValues_GetValues(dorv);
-    else
-      dict = _PyDictOrValues_GetDict(dorv);
+    if (_PyDictOrValues_IsValues(dorv)) values = _PyDictOrValues_GetValues(dorv);
 #else
     values = *_PyObject_ValuesPointer(obj);
-    dict = *_PyObject_ManagedDictPointer(obj);
 #endif
     PyDictKeysObject *keys = ((PyHeapTypeObject *)type)->ht_cached_keys;
     if (values != NULL && keys != NULL) {
@@ -481,11 +465,9 @@ PyObject *leak__frames_attribute_name(PyObject *obj, PyObject *value) {
       for (Py_ssize_t i = 0; i < keys->dk_nentries; i++)
         if (values->values[i] == value) return entries[i].me_key;
     }
-    return key_of_value(dict, value);
   }
 #endif
-  PyObject **dict = _PyObject_GetDictPtr(obj);
-  return dict != NULL ? key_of_value(*dict, value) : NULL;
+  return key_of_value(leak__object_existing_dict(obj), value);
 }
 
 /* The named locals of a frame whose locals are all valid (not one that is running: see
@@ -567,6 +549,28 @@ const void *leak__frames_frame_id(PyObject *frame_object) {
 #endif
 }
 
+int leak__frames_thread_owned(PyThreadState *tstate, leak__thread_owned_fn fn, void *arg) {
+  int rc = 0;
+#define OWNED(object, text) \
+  if (rc == 0 && (object) != NULL) rc = fn(arg, tstate, (PyObject *)(object), text)
+  OWNED(tstate->dict, "its thread state dict");
+#if PY_VERSION_HEX >= 0x030C0000
+  OWNED(tstate->current_exception, "the exception being raised");
+#else
+  OWNED(tstate->curexc_value, "the exception being raised");
+  OWNED(tstate->curexc_traceback, "the traceback of the exception being raised");
+#endif
+  for (_PyErr_StackItem *item = tstate->exc_info; item != NULL && rc == 0; item = item->previous_item) {
+    OWNED(item->exc_value, "the exception being handled");
+#if PY_VERSION_HEX < 0x030B0000
+    OWNED(item->exc_traceback, "the traceback of the exception being handled");
+#endif
+  }
+  OWNED(tstate->async_exc, "a pending asynchronous exception");
+#undef OWNED
+  return rc;
+}
+
 int leak__frames_is_immortal(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030C0000
   return _Py_IsImmortal(obj);
@@ -602,6 +606,25 @@ PyObject *leak__frames_local_name(PyObject *code, int slot) {
 #endif
   if (names == NULL || slot >= PyTuple_GET_SIZE(names)) return NULL;
   return PyTuple_GET_ITEM(names, slot);
+}
+
+/* Managed dicts (3.11+) sit before the object, each version in its own layout; other dicts are at
+ * tp_dictoffset, where _PyObject_GetDictPtr finds them without creating anything. */
+PyObject *leak__object_existing_dict(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030B0000
+  if (Py_TYPE(obj)->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return (PyObject *)_PyObject_GetManagedDict(obj);
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    return _PyDictOrValues_IsValues(dorv) ? NULL : _PyDictOrValues_GetDict(dorv);
+#else
+    return *_PyObject_ManagedDictPointer(obj);
+#endif
+  }
+#endif
+  PyObject **dict = _PyObject_GetDictPtr(obj);
+  return dict != NULL ? *dict : NULL;
 }
 
 /* ---- Line tables --------------------------------------------------------------------------- */
@@ -747,3 +770,76 @@ int leak__line_table_lookup(const leak__line_table *table, int32_t lasti) {
 }
 
 void leak__line_table_free(leak__line_table *table) { leak__free(table); }
+
+/* ---- Object layout facts for sizing --------------------------------------------------------- */
+
+#if PY_VERSION_HEX >= 0x030B0000
+#include <internal/pycore_object.h>
+#include <internal/pycore_dict.h>
+#endif
+
+/* Mirrors sys.getsizeof's own addition, per version: 3.8 - 3.10 add the gc header of objects the
+ * gc tracks; 3.11 adds the type's pre-header (gc header plus managed-dict words); 3.12+ does the
+ * same except for static type objects. */
+size_t leak__object_header_size(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (PyType_CheckExact(obj) && !PyType_HasFeature((PyTypeObject *)obj, Py_TPFLAGS_HEAPTYPE)) return 0;
+  return _PyType_PreHeaderSize(Py_TYPE(obj));
+#elif PY_VERSION_HEX >= 0x030B0000
+  return _PyObject_IS_GC(obj) ? _PyType_PreHeaderSize(Py_TYPE(obj)) : 0;
+#else
+  return PyObject_IS_GC(obj) ? sizeof(PyGC_Head) : 0;
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+/* dict.__sizeof__ of a dict built over the type's shared keys: the dict object plus one value slot
+ * for each entry the shared keys can hold (dk_nentries + dk_usable). */
+static size_t shared_keys_dict_size(PyTypeObject *type) {
+  PyDictKeysObject *keys = ((PyHeapTypeObject *)type)->ht_cached_keys;
+  size_t slots = keys == NULL ? 0 : (size_t)(keys->dk_nentries + keys->dk_usable);
+  return sizeof(PyDictObject) + slots * sizeof(PyObject *);
+}
+#endif
+
+/* 3.11 keeps a values pointer and a dict pointer before the object; 3.12 one tagged word that is
+ * either; 3.13 a dict pointer and, for most classes, the values inline after the header. */
+leak__instance_dict_kind leak__object_instance_dict(PyObject *obj, PyObject **dict, size_t *virtual_size) {
+  *dict = NULL;
+  *virtual_size = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+  PyTypeObject *type = Py_TYPE(obj);
+  if (!PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) return LEAK_INSTANCE_DICT_NONE;
+#if PY_VERSION_HEX >= 0x030D0000
+  PyDictObject *real = _PyObject_GetManagedDict(obj);
+  int inline_valid = PyType_HasFeature(type, Py_TPFLAGS_INLINE_VALUES) && _PyObject_InlineValues(obj)->valid;
+  if (real != NULL) {
+    *dict = (PyObject *)real;
+    return inline_valid ? LEAK_INSTANCE_DICT_SHARED : LEAK_INSTANCE_DICT_REAL;
+  }
+  if (inline_valid) {
+    *virtual_size = shared_keys_dict_size(type);
+    return LEAK_INSTANCE_DICT_VIRTUAL;
+  }
+  return LEAK_INSTANCE_DICT_NONE;
+#elif PY_VERSION_HEX >= 0x030C0000
+  PyDictOrValues dict_or_values = *_PyObject_DictOrValuesPointer(obj);
+  if (_PyDictOrValues_IsValues(dict_or_values)) {
+    *virtual_size = shared_keys_dict_size(type);
+    return LEAK_INSTANCE_DICT_VIRTUAL;
+  }
+  *dict = dict_or_values.dict;
+  return *dict != NULL ? LEAK_INSTANCE_DICT_REAL : LEAK_INSTANCE_DICT_NONE;
+#else
+  if (*_PyObject_ValuesPointer(obj) != NULL) {
+    *virtual_size = shared_keys_dict_size(type);
+    return LEAK_INSTANCE_DICT_VIRTUAL;
+  }
+  *dict = *_PyObject_ManagedDictPointer(obj);
+  return *dict != NULL ? LEAK_INSTANCE_DICT_REAL : LEAK_INSTANCE_DICT_NONE;
+#endif
+#else
+  (void)obj;
+  return LEAK_INSTANCE_DICT_NONE;
+#endif
+}

@@ -92,6 +92,12 @@ int leak__frames_set_next(PyObject *set, Py_ssize_t *pos, PyObject **item);
  * managed dict/weakref pre-header too, so the block starts before the object.  Reads type flags only. */
 uintptr_t leak__object_block_address(PyObject *obj);
 
+/* Added for the class tracker: the instance __dict__ of `obj` when it exists as a dict object, without
+ * making one (from 3.11 an instance's attributes may live in a values array until __dict__ is first
+ * asked for, and asking creates the dict for good).  Borrowed; NULL when there is none.  Reads fields
+ * only; the GIL must be held. */
+PyObject *leak__object_existing_dict(PyObject *obj);
+
 /* ---- Line tables: many line numbers of one code object, each in O(log n) ------------------------
  *
  * leak__frame_lineno walks the code's line table from its start on every call, so resolving every
@@ -143,9 +149,6 @@ int leak__frames_gc_each(PyInterpreterState *interp, int permanent, leak__gc_obj
 
 /* True when the gc tracks `obj` (false for objects of non-gc types, and for static types). */
 int leak__frames_gc_is_tracked(PyObject *obj);
-
-/* What sys.getsizeof adds to obj.__sizeof__(): the GC header (and from 3.12 the pre-header). */
-size_t leak__frames_sizeof_header(PyObject *obj);
 
 /* __sizeof__ of an int, a str and a dict (or of a subclass that does not override it). */
 size_t leak__frames_int_sizeof(PyObject *obj);
@@ -212,6 +215,14 @@ PyObject *leak__frames_frame_code(PyObject *frame_object);
 /* The frame a frame object stands for, as leak__frame_ref.frame names it. */
 const void *leak__frames_frame_id(PyObject *frame_object);
 
+/* Called for each object a thread state holds itself; `what` says which (static text). */
+typedef int (*leak__thread_owned_fn)(void *arg, PyThreadState *tstate, PyObject *obj, const char *what);
+
+/* Reports the objects `tstate` holds outside any frame: its per-thread dict, the exception being
+ * raised, the exceptions being handled (sys.exc_info(), innermost first) and a pending asynchronous
+ * exception.  Reads fields only; a nonzero return of fn stops and is returned. */
+int leak__frames_thread_owned(PyThreadState *tstate, leak__thread_owned_fn fn, void *arg);
+
 /* True for an immortal object (3.12+), whose reference count means nothing; 0 before 3.12. */
 int leak__frames_is_immortal(PyObject *obj);
 
@@ -222,5 +233,29 @@ uint64_t leak__frames_gc_fingerprint(PyInterpreterState *interp);
 /* The name (a borrowed str) of local slot `slot` of code object `code`, or NULL when the slot is
  * not a named local (the value stack) or `code` is not a code object. */
 PyObject *leak__frames_local_name(PyObject *code, int slot);
+
+/* ---- Object layout facts for sizing (used by the deep size, heap/deepsize.c) ----------------
+ * Like frames, these differ between CPython versions, so they live here. */
+
+/* The bytes sys.getsizeof adds to o.__sizeof__() for `obj`: the gc header, and from 3.11 the
+ * pre-header words of managed dicts and weak references.  No allocation, no Python code. */
+size_t leak__object_header_size(PyObject *obj);
+
+/* What leak__object_instance_dict found. */
+typedef enum leak__instance_dict_kind {
+  LEAK_INSTANCE_DICT_NONE = 0,   /* no managed dict, or tp_traverse already shows it */
+  LEAK_INSTANCE_DICT_REAL = 1,   /* a dict object exists that tp_traverse may not show: *dict */
+  LEAK_INSTANCE_DICT_VIRTUAL = 2, /* 3.11+: the attributes live in a values array; no dict exists */
+  LEAK_INSTANCE_DICT_SHARED = 3   /* 3.13: *dict exists but shares the values tp_traverse showed:
+                                   * count the dict's own size, do not follow it */
+} leak__instance_dict_kind;
+
+/* For an instance whose type keeps its __dict__ "managed" (3.11+), says where its attributes are.
+ * REAL: *dict is the materialised dict (borrowed).  SHARED: the same, but its values are the
+ * instance's own, already reported by tp_traverse.  VIRTUAL: *virtual_size is what
+ * dict.__sizeof__ would report for the dict that reading obj.__dict__ would create (pympler's
+ * asizeof creates it; libleak does not), without the gc header.  The attribute values themselves
+ * are visited by the type's tp_traverse either way.  No allocation, no Python code. */
+leak__instance_dict_kind leak__object_instance_dict(PyObject *obj, PyObject **dict, size_t *virtual_size);
 
 #endif

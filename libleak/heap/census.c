@@ -5,6 +5,7 @@
  * (a strong reference, which allocates nothing) and asked after the walk, when running code is safe
  * again. */
 #include "core/internal.h"
+#include "core/sigsafe.h"
 #include "heap/census.h"
 #include "heap/walk.h"
 #include "heap/sizes.h"
@@ -126,7 +127,7 @@ static int count_object(void *arg, PyObject *obj, int tracked) {
   census_type *t = &c->types[row];
   if (t->sizer == LEAK__SIZE_UNKNOWN) {
     t->sizer = leak__sizes_kind(&ctx->sizes, (PyTypeObject *)type);
-    t->header = (uint32_t)leak__frames_sizeof_header(obj);
+    t->header = (uint32_t)leak__object_header_size(obj);
   }
   t->count++;
   if (t->sizer == LEAK__SIZE_DEFERRED) {
@@ -379,19 +380,6 @@ int leak_census_diff(const leak_census *now, const leak_census *old, leak_census
 
 void leak_census_diff_free(leak_census_diff_row *rows) { leak__free(rows); }
 
-/* Writes all of `text`, retrying short writes and EINTR. */
-static int write_all(int fd, const char *text, size_t length) {
-  while (length > 0) {
-    ssize_t written = write(fd, text, length);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    text += written;
-    length -= (size_t)written;
-  }
-  return 0;
-}
 
 /* A byte count as people read it: "512 B", "5.0 KiB", "12.3 MiB"; signed when `sign`. */
 static void format_size(char *out, size_t cap, int64_t bytes, int sign) {
@@ -416,7 +404,7 @@ int leak_census_write_diff(const leak_census *now, const leak_census *old, int f
   if (rc < 0) return rc;
   char line[512];
   int n = snprintf(line, sizeof(line), "%-48s %10s %10s %12s %12s\n", "type", "count", "diff", "size", "diff");
-  rc = write_all(fd, line, (size_t)n);
+  rc = leak__sigsafe_write(fd, line, (size_t)n);
   size_t shown = 0;
   for (size_t i = 0; rc == 0 && i < count && (limit == 0 || shown < limit); i++) {
     if (rows[i].count_diff == 0 && rows[i].size_diff == 0) continue;
@@ -426,7 +414,7 @@ int leak_census_write_diff(const leak_census *now, const leak_census *old, int f
     n = snprintf(line, sizeof(line), "%-48s %10lld %+10lld %12s %12s\n", rows[i].type_name,
                  (long long)rows[i].count, (long long)rows[i].count_diff, size, size_diff);
     if (n >= (int)sizeof(line)) n = (int)sizeof(line) - 1;
-    rc = write_all(fd, line, (size_t)n);
+    rc = leak__sigsafe_write(fd, line, (size_t)n);
     shown++;
   }
   leak_census_diff_free(rows);

@@ -80,7 +80,7 @@ size_t leak__sizes_deferred(PyObject *obj, int run_python) {
   if (run_python || sizeof_is_c(obj)) size = _PySys_GetSizeOf(obj);
   if (size == (size_t)-1) {
     PyErr_Clear();
-    size = leak__sizes_of(LEAK__SIZE_OBJECT, obj) + leak__frames_sizeof_header(obj);
+    size = leak__sizes_of(LEAK__SIZE_OBJECT, obj) + leak__object_header_size(obj);
   }
   return size;
 }

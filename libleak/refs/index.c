@@ -57,7 +57,7 @@ static int on_object(void *arg, PyObject *obj, int tracked) {
   if (type != b->last_type) {
     b->last_type = type;
     b->last_kind = leak__sizes_kind(&b->sizes, (PyTypeObject *)type);
-    b->last_header = (uint32_t)leak__frames_sizeof_header(obj);
+    b->last_header = (uint32_t)leak__object_header_size(obj);
   }
   uint64_t size = 0;
   if (b->last_kind == LEAK__SIZE_DEFERRED || PyType_Check(obj)) {

@@ -3,8 +3,8 @@
  *
  * A root is where a path starts, of one of these kinds: a module's __dict__ (module), a class's
  * __dict__ (class), sys.__dict__ (sys), the builtins' __dict__ (builtins), a running frame's local
- * (frame), or an object some of whose references nothing in the index accounts for (external: C
- * code holds it).  Module, class, sys and builtins roots end a path; frame and external roots are
+ * (frame), an object a thread state holds (thread: its exception, its dict), or an object some of
+ * whose references nothing in the index accounts for (external: C code holds it).  Module, class, sys and builtins roots end a path; frame and external roots are
  * noted and the search goes on, since a path from a module is the one a user can act on.  When no
  * root reaches the object at all, it is garbage: only unreachable cycles hold it. */
 #ifndef LIBLEAK_REFS_RETENTION_H
@@ -17,6 +17,7 @@ typedef enum leak__root_kind {
   LEAK__ROOT_SYS,
   LEAK__ROOT_BUILTINS,
   LEAK__ROOT_FRAME,
+  LEAK__ROOT_THREAD,
   LEAK__ROOT_EXTERNAL,
   LEAK__ROOT_GARBAGE,
 } leak__root_kind;
@@ -28,6 +29,8 @@ typedef struct leak__retention_path {
   PyObject *holder;              /* module: the module; class: the class; else NULL (borrowed) */
   const leak__frame_root *frame; /* frame: the frame's reference (in the index) */
   Py_ssize_t unaccounted;        /* external: the references nothing in the index accounts for */
+  unsigned long thread_id;       /* thread: the thread whose state holds the root... */
+  const char *owned_as;          /* ...and how ("the exception being handled"; static text) */
   uint32_t *nodes;
   size_t length;
 } leak__retention_path;
@@ -50,7 +53,7 @@ int leak__retention_find(const leak__ref_index *index, uint32_t target, const le
 
 void leak__retention_free(leak__retention_path *paths, size_t count);
 
-/* The kind's name: "module", "class", "sys", "builtins", "frame", "external", "garbage". */
+/* The kind's name: "module", "class", "sys", "builtins", "frame", "thread", "external", "garbage". */
 const char *leak__root_kind_name(leak__root_kind kind);
 
 #endif

@@ -7,6 +7,7 @@ The everyday names live here; each capability has its own module:
 - ``libleak.heap``: live objects per type (``census``), their growth, and ``leak_check``.
 - ``libleak.objgraph``: objgraph's functions, counted in C.
 - ``libleak.refs``: why an object is alive (``why_alive``): labelled paths from classified roots.
+- ``libleak.classtracker``, ``libleak.asizeof``: pympler's ClassTracker and asizeof, in C.
 
 Example::
 

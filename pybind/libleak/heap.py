@@ -142,7 +142,10 @@ class Census:
     def new_objects(self, old, type_name=None, limit=None):
         """The objects this census counted and ``old`` did not, that are still alive now with the
         same type: a list of the objects themselves.  ``type_name`` ('module.Qualname', or a class)
-        keeps one type; ``limit`` caps the number returned."""
+        keeps one type; ``limit`` caps the number returned.  Objects are told apart by address and
+        type: an object made after ``old`` at the address of one of the same type that ``old``
+        counted and that died since is taken for that old one (and not returned), as objgraph's
+        ``get_new_ids`` does; a reused address of another type never is."""
         if not isinstance(old, Census):
             raise TypeError("new_objects() expects a Census, not %s" % type(old).__name__)
         return _new_objects(self, old, type_name, limit)

@@ -24,7 +24,7 @@ import sys
 
 from libleak import _libleak
 
-__all__ = ["why_alive", "Retention", "RetentionPath"]
+__all__ = ["why_alive", "retained_size", "top_retainers", "render", "Retention", "RetentionPath", "Retainer"]
 
 _LIBLEAK_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -123,7 +123,7 @@ def _key_of(label):
 class RetentionPath:
     """One chain of references from a root down to the object.
 
-    ``root_kind``: 'module', 'class', 'sys', 'builtins', 'frame', 'external' or 'garbage';
+    ``root_kind``: 'module', 'class', 'sys', 'builtins', 'frame', 'thread', 'external' or 'garbage';
     ``root_name``: the module, the class ('module.Qualname'), the frame ('func (file:line) in thread
     NAME'), or for external roots how many references are unaccounted for; ``edges``: (referrer,
     label) pairs from the root down, each referrer holding the next object (the last holds the
@@ -154,6 +154,9 @@ class RetentionPath:
             self.root_name = "%s in thread %s" % (where, _thread_name(thread_id))
             if local is not None:
                 self.root_label = local
+        elif kind == "thread":
+            _, _, thread_id, what = frame
+            self.root_name = "%s (%s)" % (_thread_name(thread_id), what)
         elif kind == "external":
             self.root_name = "%d reference%s not held by Python objects" % (unaccounted, "" if unaccounted == 1 else "s")
         else:
@@ -183,6 +186,9 @@ class RetentionPath:
     def __repr__(self):
         return "<RetentionPath %s>" % self
 
+    def _repr_svg_(self):
+        return render(self).to_svg()
+
     @property
     def labels(self):
         """The edge labels, from the root down."""
@@ -211,6 +217,10 @@ class Retention:
     def __repr__(self):
         return "<Retention of %s: %d paths>" % (_type_name(self.target), len(self.paths))
 
+    def _repr_svg_(self):
+        """Jupyter shows the paths as a picture."""
+        return render(self).to_svg()
+
 
 def why_alive(obj, max_paths=3, *, _held=None):
     """The shortest distinct paths of references from roots down to ``obj`` (a ``Retention``):
@@ -232,3 +242,112 @@ def why_alive(obj, max_paths=3, *, _held=None):
     finally:
         del caller
     return Retention(obj, [RetentionPath(*path) for path in raw])
+
+
+def _show_progress():
+    stream = sys.stderr
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def retained_size(obj):
+    """The bytes that would be freed with ``obj``: its own size plus that of every object only it
+    keeps alive (its subtree in the dominator tree of the whole heap, rooted above every root).
+    Shows progress on stderr when it is a terminal."""
+    return _libleak.refs_retained_size(obj, _show_progress())[1]
+
+
+class Retainer:
+    """A row of ``top_retainers``: the object, its type's name, its own size, the bytes it keeps
+    alive (``retained_size``), and its first retention path (a ``RetentionPath``, or None)."""
+
+    __slots__ = ("object", "type_name", "size", "retained_size", "path")
+
+    def __init__(self, obj, size, retained, path):
+        self.object = obj
+        self.type_name = _type_name(obj)
+        self.size = size
+        self.retained_size = retained
+        self.path = path
+
+    def __repr__(self):
+        return "<Retainer %s %s retains %s>" % (self.type_name, _format_size(self.size), _format_size(self.retained_size))
+
+    def __str__(self):
+        where = str(self.path) if self.path is not None else "(no path)"
+        return "%10s  %s: %s" % (_format_size(self.retained_size), self.type_name, where)
+
+
+def top_retainers(n=20):
+    """The ``n`` objects that keep the most memory alive, largest first, from the dominator tree of
+    the whole heap: each a ``Retainer`` (object, type, own size, retained size, retention path).
+    Modules, classes, functions, frames and their dicts, which keep whole programs alive, are left
+    out: what remains is data.  Shows progress on stderr when it is a terminal."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError("n must be an int, not %s" % type(n).__name__)
+    if n < 0:
+        raise ValueError("n must be at least 0, not %d" % n)
+    caller = sys._getframe(1)
+    try:
+        rows = _libleak.refs_top_retainers(n, _show_progress(), caller, _LIBLEAK_DIR)
+    finally:
+        del caller
+    return [Retainer(obj, size, retained, RetentionPath(*path) if path is not None else None)
+            for obj, size, retained, path in rows]
+
+
+def _short_repr(obj):
+    """A short repr for a picture's node, never raising: 40 characters at most."""
+    try:
+        text = repr(obj)
+    except Exception:
+        text = "<%s>" % _type_name(obj)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def render(what, filename=None):
+    """Draws a ``Retention`` (all its paths, sharing their common objects) or one ``RetentionPath``
+    with Graphviz, in process: roots styled by kind at the top, labelled edges down to the object
+    asked about.  Writes ``filename`` when given (the suffix picks the format: .dot, .svg, .png,
+    .pdf) and returns the picture (``to_svg()``, ``to_dot()``, ``render(path)``)."""
+    from libleak._render import Picture
+
+    if isinstance(what, RetentionPath):
+        paths = [what]
+    elif isinstance(what, Retention):
+        paths = what.paths
+    else:
+        raise TypeError("render() draws a Retention or a RetentionPath, not %s" % type(what).__name__)
+    target = paths[0].target if paths else getattr(what, "target", None)
+    picture = Picture(caption="why is this %s alive?" % _type_name(target))
+    nodes = {}
+
+    def node_of(obj, style="plain", size=None):
+        key = id(obj)
+        if key not in nodes:
+            nodes[key] = picture.add_node(_node_name(obj), _short_repr(obj), shallow=size, style=style)
+        return nodes[key]
+
+    if not paths:
+        node_of(target, "target", sys.getsizeof(target))
+    for path in paths:
+        head = "%s %s" % (path.root_kind, path.root_name) if path.root_kind not in ("sys", "builtins") else path.root_kind
+        root = picture.add_node(head, None, style=path.root_kind if path.root_kind != "frame" else "frame")
+        chain = _closure_names(list(path.edges) + [(path.target, "")])
+        previous, label = root, ""
+        if path.root_kind in ("module", "class", "sys", "builtins") and len(chain) > 1:
+            label = _key_of(chain[0][1])
+            chain = chain[1:]
+        elif path.root_kind == "frame" and path.root_label:
+            label = path.root_label
+        for i, (obj, next_label) in enumerate(chain):
+            style = "target" if obj is path.target else "plain"
+            size = path.size if obj is path.target else None
+            current = node_of(obj, style, size)
+            picture.add_edge(previous, current, label or None)
+            previous, label = current, next_label
+    if filename is not None:
+        picture.render(filename)
+    return picture

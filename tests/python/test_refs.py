@@ -240,3 +240,93 @@ def test_bad_input_is_refused():
         refs.why_alive(object(), max_paths=0)
     with pytest.raises(TypeError):
         refs.why_alive(object(), max_paths="3")
+
+
+def test_retained_size_counts_what_only_the_object_keeps_alive():
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.blobs = [bytearray(100000) for _ in range(10)]
+    shared = bytearray(500000)
+    holder.shared = shared  # also held by the local below: not retained by holder alone
+    exclusive = sys.getsizeof(holder) + sys.getsizeof(holder.blobs) + 10 * sys.getsizeof(holder.blobs[0])
+    retained = refs.retained_size(holder)
+    assert exclusive <= retained < exclusive + 2000, (exclusive, retained)
+    assert refs.retained_size(holder.blobs[0]) == sys.getsizeof(holder.blobs[0])
+    del shared
+
+
+def test_top_retainers_find_the_biggest_data_with_a_path():
+    module = types.ModuleType("big_for_test")
+    sys.modules[module.__name__] = module
+    module.BIG = {i: bytearray(20000) for i in range(200)}
+    try:
+        rows = refs.top_retainers(5)
+        # the test process holds other big things (pytest's, other tests'): BIG is among the first
+        (row,) = [row for row in rows if row.object is module.BIG]
+        assert row.retained_size >= 200 * 20000
+        assert row.type_name == "dict"
+        assert row.path.root_kind == "module" and row.path.root_name == "big_for_test"
+        sizes = [row.retained_size for row in rows]
+        assert sizes == sorted(sizes, reverse=True)
+        assert "big_for_test" in str(row)
+        with pytest.raises(ValueError):
+            refs.top_retainers(-1)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_render_draws_the_paths(tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    app = types.ModuleType("app_render_for_test")
+    app.CACHE = {"k": Session(1000)}
+    sys.modules[app.__name__] = app
+    try:
+        retention = refs.why_alive(app.CACHE["k"].data)
+        svg = retention._repr_svg_()
+        root = ElementTree.fromstring(svg)
+        assert root.tag.endswith("svg")
+        assert "CACHE" in svg and "Session" in svg
+        png = tmp_path / "why.png"
+        refs.render(retention.paths[0], str(png))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with pytest.raises(ValueError):
+            refs.render(retention, str(tmp_path / "why.unknown"))
+        assert not (tmp_path / "why.unknown").exists()
+        with pytest.raises(TypeError):
+            refs.render(5)
+    finally:
+        del sys.modules[app.__name__]
+
+
+def test_the_exception_a_thread_is_handling_is_a_thread_root():
+    ready, stop = threading.Event(), threading.Event()
+    found = {}
+
+    def handler():
+        try:
+            raise RuntimeError(bytearray(40000))
+        except RuntimeError as error:
+            found["payload"] = id(error.args[0])
+            del error
+            ready.set()
+            stop.wait()
+
+    thread = threading.Thread(target=handler, name="handling")
+    thread.start()
+    ready.wait()
+    try:
+        import libleak.objgraph as objgraph
+
+        (payload,) = objgraph.at_addrs([found["payload"]], all_objects=True)
+        retention = refs.why_alive(payload)
+        del payload
+        thread_paths = [p for p in retention.paths if p.root_kind == "thread"]
+        assert thread_paths, retention
+        assert "handling (the exception being handled)" in thread_paths[0].root_name
+        assert thread_paths[0].labels[:1] == [".args"]
+    finally:
+        stop.set()
+        thread.join()
