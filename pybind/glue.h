@@ -46,4 +46,7 @@ extern const leak__py_area leak__py_classtrack_area;
 /* The profile area: the CPU sampler and the profile writers (pybind/profile.c). */
 extern const leak__py_area leak__py_profile_area;
 
+/* The chains area: objgraph's reference chains and graph neighbours (pybind/chains.c). */
+extern const leak__py_area leak__py_chains_area;
+
 #endif

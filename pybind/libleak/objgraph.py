@@ -18,6 +18,7 @@ Example::
 import gc
 import inspect
 import operator
+import re
 import sys
 
 from libleak import _libleak
@@ -35,6 +36,12 @@ __all__ = [
     "at",
     "at_addrs",
     "is_proper_module",
+    # The chain and graph half (below).
+    "find_ref_chain",
+    "find_backref_chain",
+    "show_backrefs",
+    "show_refs",
+    "show_chain",
 ]
 
 # Name kinds of the C census (heap/census.h): objgraph's short name is type.__name__, its long name
@@ -271,3 +278,350 @@ def at_addrs(address_set, *, all_objects=False):
 def is_proper_module(obj):
     """Return True if ``obj`` is a module imported under its own name in sys.modules."""
     return inspect.ismodule(obj) and obj is sys.modules.get(getattr(obj, "__name__", None))
+
+
+
+# ---- The chain and graph half: reference chains and pictures ------------------------------------
+#
+# The searches run in C (libleak/refs/chains.c): backward steps read one reverse reference index of
+# the whole heap, where objgraph scans the whole heap with gc.get_referrers for every object it
+# visits; forward steps use tp_traverse, as gc.get_referents.  Pictures are drawn by Graphviz
+# inside the process (libleak._render), not by a ``dot`` subprocess.
+
+
+def _check_depth(max_depth):
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int):
+        raise TypeError("max_depth must be an int, not %s" % type(max_depth).__name__)
+    if max_depth < 0:
+        raise ValueError("max_depth must be >= 0, not %d" % max_depth)
+
+
+def _check_callable(value, what):
+    if value is not None and not callable(value):
+        raise TypeError("%s must be callable or None, not %s" % (what, type(value).__name__))
+
+
+def _ignore_ids(extra_ignore):
+    try:
+        ids = set(extra_ignore)
+    except TypeError:
+        raise TypeError("extra_ignore must be an iterable of object ids, not %s" % type(extra_ignore).__name__)
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError("extra_ignore must hold object ids (ints), not %s" % type(i).__name__)
+    ids.add(id(extra_ignore))
+    ids.add(id(ids))
+    return ids
+
+
+def _find_chain(obj, predicate, forward, max_depth, extra_ignore):
+    _check_depth(max_depth)
+    if not callable(predicate):
+        raise TypeError("predicate must be callable, not %s" % type(predicate).__name__)
+    ignore = _ignore_ids(extra_ignore)
+    # The frames of this call hold obj (3.8 - 3.10 report them as its referrers), as objgraph's.
+    ignore.add(id(sys._getframe()))
+    ignore.add(id(sys._getframe(1)))
+    chain, _ = _libleak.chains_find(obj, predicate, max_depth, ignore, forward)
+    return chain if chain is not None else [obj]
+
+
+def find_backref_chain(obj, predicate, max_depth=20, extra_ignore=()):
+    """Find a shortest chain of references leading to ``obj``, from an object that matches
+    ``predicate`` (a function of one object returning a truth value): a list that starts with the
+    match and ends with ``obj``; ``[obj]`` when nothing within ``max_depth`` steps matches.
+    ``extra_ignore`` holds ids of objects to leave out of the search.
+
+        >>> find_backref_chain(obj, is_proper_module)
+        [<module ...>, ..., obj]
+
+    As objgraph's, objects are tried breadth first in the order they are met, and the predicate is
+    called on ``obj`` first.  Unlike objgraph's, no ``gc.collect()`` runs first, and the referrers
+    come from one index of the whole heap (libleak's reverse reference index), not from a heap
+    scan per object visited; objects the gc does not track (a str, a tuple of ints) can be
+    referrers too.  Objects the predicate drops stay alive until the search ends.  Raises
+    ValueError for ``max_depth < 0`` and TypeError for a predicate that is not callable.
+    """
+    return _find_chain(obj, predicate, False, max_depth, extra_ignore)
+
+
+def find_ref_chain(obj, predicate, max_depth=20, extra_ignore=()):
+    """Find a shortest chain of references leading from ``obj`` to an object that matches
+    ``predicate``: a list that starts with ``obj`` and ends with the match; ``[obj]`` when nothing
+    within ``max_depth`` steps matches.  ``extra_ignore`` holds ids of objects to leave out.
+
+        >>> find_ref_chain(obj, lambda x: isinstance(x, MyClass))
+        [obj, ..., <MyClass object at ...>]
+
+    The referents are gc.get_referents' (tp_traverse), found in C; no ``gc.collect()`` runs.
+    Raises as :func:`find_backref_chain`.
+    """
+    return _find_chain(obj, predicate, True, max_depth, extra_ignore)[::-1]
+
+
+def _is_interactive():
+    try:
+        return get_ipython() is not None  # noqa: F821 (IPython's builtin)
+    except NameError:
+        return False
+
+
+def _short_repr(obj):
+    """objgraph's short repr of a node (names for classes, modules and functions, item counts for
+    containers, file:line for frames), at most 40 characters of repr otherwise."""
+    import os
+    import types
+
+    def name_or_repr(value):
+        name = getattr(value, "__name__", None)
+        return name if isinstance(name, str) else repr(value)[:40]
+
+    try:
+        if isinstance(obj, (type, types.ModuleType, types.BuiltinFunctionType)):
+            return name_or_repr(obj)
+        if isinstance(obj, types.MethodType):
+            return name_or_repr(obj.__func__) + (" (bound)" if obj.__self__ is not None else "")
+        if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>":
+            return "lambda: %s:%s" % (os.path.basename(obj.__code__.co_filename), obj.__code__.co_firstlineno)
+        if isinstance(obj, types.FrameType):
+            return "%s:%s" % (obj.f_code.co_filename, obj.f_lineno)
+        if isinstance(obj, (tuple, list, dict, set)):
+            return "%d items" % len(obj)
+        # Addresses ("<function f at 0x7f...>") would make two drawings of one heap differ.
+        return _ADDRESS.sub("", repr(obj))[:40]
+    except Exception:
+        return "(unrepresentable)"
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _suffix_format(filename):
+    from libleak import _render
+
+    if not isinstance(filename, str):
+        raise TypeError("filename must be a str, not %s" % type(filename).__name__)
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename.rsplit("/", 1)[-1] else ""
+    if suffix == "gv":
+        suffix = "dot"
+    if suffix not in _render.FORMATS:
+        raise ValueError(
+            "cannot tell the format of %r from its suffix: use .dot, .gv, .svg, .png or .pdf" % filename
+        )
+    return suffix
+
+
+def _sort_key(pair):
+    obj, label = pair
+    return (type(obj).__module__ or "", type(obj).__qualname__, label, _short_repr(obj))
+
+
+def _collect_graph(objs, forward, max_depth, ignore, filter, too_many, cull_func):
+    """The breadth-first graph of objgraph's show_refs/show_backrefs: (nodes, depths, edges,
+    collapsed) with nodes the objects in the order met, edges (referrer, referent, label) node
+    numbers, collapsed (node, count) the references past too_many."""
+    nodes, depths, edges, collapsed = [], [], [], []
+    number = {}
+    ignore.update((id(nodes), id(depths), id(edges), id(collapsed), id(number), id(sys._getframe())))
+    for obj in objs:
+        if id(obj) not in number:
+            number[id(obj)] = len(nodes)
+            nodes.append(obj)
+            depths.append(0)
+    del obj
+    source = _libleak.chains_source()
+    level = list(range(len(nodes)))
+    ignore.add(id(level))
+    while level:
+        expand = [n for n in level if depths[n] < max_depth and not (cull_func and cull_func(nodes[n]))]
+        ignore.add(id(expand))
+        asked = [nodes[n] for n in expand]
+        ignore.add(id(asked))
+        found = _libleak.chains_neighbours(source, asked, forward, ignore)
+        del asked
+        ignore.add(id(found))
+        ignore.update(id(x) for x in found)
+        next_level = []
+        ignore.add(id(next_level))
+        for n, neighbours in zip(expand, found):
+            here = nodes[n]
+            labelled = []
+            for other in neighbours:
+                if filter and not filter(other):
+                    continue
+                referrer, referent = (here, other) if forward else (other, here)
+                labelled.append((other, _libleak.chains_edge_label(referrer, referent)))
+            if not forward:
+                # The index lists referrers by address: sort them so one heap draws one picture.
+                labelled.sort(key=_sort_key)
+            for other, label in labelled[:too_many]:
+                m = number.get(id(other))
+                if m is None:
+                    m = number[id(other)] = len(nodes)
+                    nodes.append(other)
+                    depths.append(depths[n] + 1)
+                    next_level.append(m)
+                edges.append((n, m, label or None) if forward else (m, n, label or None))
+            if len(labelled) > too_many:
+                collapsed.append((n, len(labelled) - too_many))
+            del here, labelled, neighbours
+        del found
+        level = next_level
+    del source  # drops the index's references before refcounts are read
+    return nodes, depths, edges, collapsed
+
+
+def _refcounts(nodes):
+    """The reference counts of nodes, less the references this module holds: a fresh object read
+    the same way gives the count of ours, whatever the interpreter's version adds."""
+    nodes.append(object())
+    counts = [sys.getrefcount(nodes[i]) for i in range(len(nodes))]
+    nodes.pop()
+    return [count - counts[-1] for count in counts[:-1]]
+
+
+def _show_graph(objs, forward, max_depth, extra_ignore, filter, too_many, highlight, filename, extra_info,
+                refcounts, shortnames, output, cull_func):
+    from libleak import _render
+
+    if not isinstance(objs, (list, tuple)):
+        objs = [objs]
+    _check_depth(max_depth)
+    if isinstance(too_many, bool) or not isinstance(too_many, int) or too_many < 0:
+        raise ValueError("too_many must be an int >= 0, not %r" % (too_many,))
+    for value, what in ((filter, "filter"), (highlight, "highlight"), (extra_info, "extra_info")):
+        _check_callable(value, what)
+    if filename and output:
+        raise ValueError("Cannot specify both output and filename.")
+    fmt = _suffix_format(filename) if filename else None
+    if output is not None and not callable(getattr(output, "write", None)):
+        raise TypeError("output must be a file object with a write() method")
+    ignore = _ignore_ids(extra_ignore)
+    ignore.update((id(objs), id(sys._getframe()), id(sys._getframe(1))))
+    nodes, depths, edges, collapsed = _collect_graph(objs, forward, max_depth, ignore, filter, too_many, cull_func)
+    name_of = _short_typename if shortnames else _long_typename
+    counts = _refcounts(nodes) if refcounts else None
+    picture = _render.Picture()
+    for n, obj in enumerate(nodes):
+        title = name_of(obj)
+        if refcounts:
+            title += " [%d]" % counts[n]
+        text = _short_repr(obj)
+        if extra_info:
+            # (A picture's repr is one line.)
+            text += "; " + str(extra_info(obj))
+        try:
+            size = sys.getsizeof(obj)
+        except Exception:
+            size = None
+        if depths[n] == 0:
+            style = "target"
+        elif highlight and highlight(obj):
+            style = "highlighted"
+        elif inspect.ismodule(obj):
+            style = "module"
+        elif isinstance(obj, type):
+            style = "class"
+        else:
+            style = "plain"
+        picture.add_node(title, text, size, None, style)
+    del obj
+    for referrer, referent, label in edges:
+        picture.add_edge(referrer, referent, label)
+    for n, count in collapsed:
+        more = picture.add_collapsed(count, "references" if forward else "backreferences")
+        picture.add_edge(n, more) if forward else picture.add_edge(more, n)
+    count = len(nodes)
+    del nodes
+    if output is not None:
+        picture.write_dot(output)
+        return None
+    if filename:
+        picture.render(filename)
+        print("Graph written to %s (%d nodes)" % (filename, count))
+        if fmt != "dot":
+            print("Image generated as %s" % filename)
+        return None
+    if _is_interactive():
+        return picture
+    import tempfile
+
+    fd, dot_filename = tempfile.mkstemp(prefix="objgraph-", suffix=".dot", text=True)
+    with open(fd, "w", encoding="utf-8") as f:
+        picture.write_dot(f)
+    print("Graph written to %s (%d nodes)" % (dot_filename, count))
+    png = dot_filename[:-4] + ".png"
+    picture.render(png)
+    print("Image generated as %s" % png)
+    return None
+
+
+_GRAPH_DOC = """
+
+    ``objs`` is an object or a list (or tuple) of objects.  ``max_depth`` and ``too_many`` limit the
+    depth and the breadth of the graph: past ``too_many`` references of one object, the rest are
+    drawn as one node.  ``filter`` (a predicate) and ``extra_ignore`` (object ids) leave objects
+    out; ``highlight`` (a predicate) colours nodes; ``extra_info`` (a function returning a str)
+    adds a line to each node; ``refcounts=True`` shows reference counts; ``shortnames=False``
+    shows qualified type names.  Nodes show the type, objgraph's short repr and the size
+    (sys.getsizeof); edges are labelled with how the referrer holds the referent (``.attr``,
+    ``['key']``, ``[3]``, ...).  One heap draws one picture (no addresses in node names).
+
+    ``output``, a text file object, receives the DOT text.  ``filename`` writes a picture whose
+    suffix picks the format (``.dot`` or ``.gv``, ``.svg``, ``.png``, ``.pdf``), drawn by Graphviz
+    inside the process: no ``dot`` program, no temporary file.  An unknown suffix raises ValueError
+    and an unwritable path OSError, before anything is written.  With neither, as objgraph: under
+    IPython the picture is returned (it displays inline), otherwise the DOT text goes to a
+    temporary ``objgraph-*.dot`` file and a PNG is drawn beside it, and both names are printed;
+    unlike objgraph, no viewer (xdot) is ever started.  No ``gc.collect()`` runs first.
+    ``max_depth < 0`` raises ValueError, a ``filter``, ``highlight`` or ``extra_info`` that is not
+    callable TypeError.
+"""
+
+
+def show_backrefs(objs, max_depth=3, extra_ignore=(), filter=None, too_many=10, highlight=None, filename=None,
+                  extra_info=None, refcounts=False, shortnames=True, output=None):
+    return _show_graph(objs, False, max_depth, extra_ignore, filter, too_many, highlight, filename, extra_info,
+                       refcounts, shortnames, output, is_proper_module)
+
+
+show_backrefs.__doc__ = (
+    """Draw the objects that refer to ``objs``, directly and indirectly (a module in sys.modules
+    ends a branch, as in objgraph: past it is everything).
+
+        >>> x = [1]; y = [x]
+        >>> show_backrefs([x], filename='sample-graph.png')""" + _GRAPH_DOC
+)
+
+
+def show_refs(objs, max_depth=3, extra_ignore=(), filter=None, too_many=10, highlight=None, filename=None,
+              extra_info=None, refcounts=False, shortnames=True, output=None):
+    return _show_graph(objs, True, max_depth, extra_ignore, filter, too_many, highlight, filename, extra_info,
+                       refcounts, shortnames, output, None)
+
+
+show_refs.__doc__ = (
+    """Draw the objects that ``objs`` refer to, directly and indirectly.
+
+        >>> show_refs([obj], max_depth=5, filename='refs.svg')""" + _GRAPH_DOC
+)
+
+
+def show_chain(*chains, **kw):
+    """Draw one or more chains from :func:`find_backref_chain` or :func:`find_ref_chain`: the
+    objects of the chains only.  ``backrefs=False`` follows the chains forward (from their first
+    object) instead of backward (from their last).  Other keywords are :func:`show_backrefs`'s.
+
+        >>> show_chain(find_backref_chain(obj, is_proper_module), filename='chain.png')
+    """
+    backrefs = kw.pop("backrefs", True)
+    chains = [chain for chain in chains if chain]
+    ids = set(id(x) for chain in chains for x in chain)
+
+    def in_chains(x):
+        return id(x) in ids
+
+    max_depth = max(map(len, chains)) - 1
+    if backrefs:
+        return show_backrefs([chain[-1] for chain in chains], max_depth=max_depth, filter=in_chains, **kw)
+    return show_refs([chain[0] for chain in chains], max_depth=max_depth, filter=in_chains, **kw)
