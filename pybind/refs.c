@@ -12,8 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LABEL_CAPACITY 120
-
 /* Holds every object on the paths (a strong reference each): after this, Python code may run. */
 static void hold_paths(const leak__ref_index *index, const leak__retention_path *paths, size_t count) {
   for (size_t p = 0; p < count; p++) {
@@ -27,7 +25,7 @@ static void hold_paths(const leak__ref_index *index, const leak__retention_path 
  * from the root's object down to the target (whose label is ""), frame is (code, lineno,
  * thread_id, local name) or None, and sizes lists each object's size.  Steals the references
  * hold_paths took for this path. */
-static PyObject *path_tuple(const leak__ref_index *index, const leak__retention_path *path, char (*labels)[LABEL_CAPACITY]) {
+static PyObject *path_tuple(const leak__ref_index *index, const leak__retention_path *path, leak__path_label *labels) {
   PyObject *edges = PyList_New((Py_ssize_t)path->length);
   PyObject *sizes = PyList_New((Py_ssize_t)path->length);
   for (size_t i = 0; i < path->length; i++) {
@@ -105,23 +103,17 @@ static PyObject *py_refs_why_alive(PyObject *module, PyObject *const *args, Py_s
     leak__ref_index_free(index);
     return leak__py_raise(rc, "searching the reference index");
   }
-  size_t nlabels = 0;
-  for (size_t p = 0; p < count; p++) nlabels += paths[p].length;
-  char(*labels)[LABEL_CAPACITY] = leak__calloc(nlabels ? nlabels : 1, LABEL_CAPACITY);
+  size_t nlabels = leak__retention_nodes(paths, count);
+  leak__path_label *labels = leak__malloc((nlabels ? nlabels : 1) * sizeof(leak__path_label));
   if (labels == NULL) {
     leak__retention_free(paths, count);
     leak__ref_index_free(index);
     return PyErr_NoMemory();
   }
-  size_t at = 0;
-  for (size_t p = 0; p < count; p++)
-    for (size_t i = 0; i < paths[p].length; i++, at++)
-      if (i + 1 < paths[p].length)
-        leak__ref_label(leak__ref_index_object(index, paths[p].nodes[i]),
-                        leak__ref_index_object(index, paths[p].nodes[i + 1]), labels[at], LABEL_CAPACITY);
+  leak__retention_label(index, paths, count, labels);
   hold_paths(index, paths, count);
   PyObject *result = PyList_New((Py_ssize_t)count);
-  at = 0;
+  size_t at = 0;
   for (size_t p = 0; p < count; p++) {
     PyObject *item = path_tuple(index, &paths[p], labels + at);
     at += paths[p].length;
@@ -225,17 +217,13 @@ static PyObject *py_refs_top_retainers(PyObject *module, PyObject *args) {
   if (rc == 0) {
     /* labels and references first, while the index is current; Python objects after */
     size_t nlabels = 0;
-    for (size_t k = 0; k < nkept; k++)
-      for (size_t p = 0; p < npaths[k]; p++) nlabels += paths[k][p].length;
-    char(*labels)[LABEL_CAPACITY] = leak__calloc(nlabels ? nlabels : 1, LABEL_CAPACITY);
+    for (size_t k = 0; k < nkept; k++) nlabels += leak__retention_nodes(paths[k], npaths[k]);
+    leak__path_label *labels = leak__malloc((nlabels ? nlabels : 1) * sizeof(leak__path_label));
     if (labels == NULL) rc = LEAK_ENOMEM;
     size_t at = 0;
     for (size_t k = 0; rc == 0 && k < nkept; k++) {
-      for (size_t p = 0; p < npaths[k]; p++)
-        for (size_t i = 0; i < paths[k][p].length; i++, at++)
-          if (i + 1 < paths[k][p].length)
-            leak__ref_label(leak__ref_index_object(index, paths[k][p].nodes[i]),
-                            leak__ref_index_object(index, paths[k][p].nodes[i + 1]), labels[at], LABEL_CAPACITY);
+      leak__retention_label(index, paths[k], npaths[k], labels + at);
+      at += leak__retention_nodes(paths[k], npaths[k]);
       hold_paths(index, paths[k], npaths[k]);
       Py_INCREF(leak__ref_index_object(index, kept[k]));
     }

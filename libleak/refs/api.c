@@ -20,8 +20,6 @@ struct leak_refs_index {
   leak__retained *retained; /* computed when first asked */
 };
 
-#define LABEL_CAPACITY 120
-
 int leak_refs_index_build(leak_refs_index **out) {
   *out = NULL;
   leak_refs_index *refs = leak__calloc(1, sizeof(*refs));
@@ -105,7 +103,7 @@ static void add_key(line *l, const char *label) {
 }
 
 /* One path as libleak.refs prints it (without its naming of closure variables). */
-static void format_path(const leak__ref_index *index, const leak__retention_path *path, char (*labels)[LABEL_CAPACITY],
+static void format_path(const leak__ref_index *index, const leak__retention_path *path, leak__path_label *labels,
                         line *l) {
   char name[128];
   size_t start = 0;
@@ -177,7 +175,7 @@ static void format_path(const leak__ref_index *index, const leak__retention_path
 /* Finds the paths to obj and their labels: *paths, *count and *labels (one per node, flattened)
  * are the caller's to free. */
 static int find_paths(leak_refs_index *refs, PyObject *obj, size_t max_paths, leak__retention_path **paths,
-                      size_t *count, char (**labels)[LABEL_CAPACITY]) {
+                      size_t *count, leak__path_label **labels) {
   int64_t target = leak__ref_index_find(refs->index, obj);
   if (target < 0) return LEAK_ENOENT;
   /* An embedding host's caller has no Python frame of its own; a C extension's does: its innermost. */
@@ -187,19 +185,13 @@ static int find_paths(leak_refs_index *refs, PyObject *obj, size_t max_paths, le
   leak__retention_options options = {max_paths, caller, NULL, 0};
   int rc = leak__retention_find(refs->index, (uint32_t)target, &options, paths, count);
   if (rc < 0) return rc;
-  size_t total = 0;
-  for (size_t p = 0; p < *count; p++) total += (*paths)[p].length;
-  *labels = leak__calloc(total ? total : 1, LABEL_CAPACITY);
+  size_t total = leak__retention_nodes(*paths, *count);
+  *labels = leak__malloc((total ? total : 1) * sizeof(leak__path_label));
   if (*labels == NULL) {
     leak__retention_free(*paths, *count);
     return LEAK_ENOMEM;
   }
-  size_t at = 0;
-  for (size_t p = 0; p < *count; p++)
-    for (size_t i = 0; i < (*paths)[p].length; i++, at++)
-      if (i + 1 < (*paths)[p].length)
-        leak__ref_label(leak__ref_index_object(refs->index, (*paths)[p].nodes[i]),
-                        leak__ref_index_object(refs->index, (*paths)[p].nodes[i + 1]), (*labels)[at], LABEL_CAPACITY);
+  leak__retention_label(refs->index, *paths, *count, *labels);
   return 0;
 }
 
@@ -211,7 +203,7 @@ int leak_refs_write_why_alive(leak_refs_index *given, struct _object *obj, size_
   if (rc < 0) return rc;
   leak__retention_path *paths;
   size_t count;
-  char(*labels)[LABEL_CAPACITY];
+  leak__path_label *labels;
   rc = find_paths(refs, (PyObject *)obj, max_paths, &paths, &count, &labels);
   if (rc == 0) {
     size_t at = 0;
@@ -245,7 +237,7 @@ int leak_refs_render_why_alive(leak_refs_index *given, struct _object *obj, size
   if (rc < 0) return rc;
   leak__retention_path *paths = NULL;
   size_t count = 0;
-  char(*labels)[LABEL_CAPACITY] = NULL;
+  leak__path_label *labels = NULL;
   rc = find_paths(refs, (PyObject *)obj, max_paths, &paths, &count, &labels);
   int found = rc == 0;
   leak__picture *picture = rc == 0 ? leak__picture_new() : NULL;

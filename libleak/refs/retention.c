@@ -1,6 +1,7 @@
 /* Why an object is alive.  Read refs/retention.h first. */
 #include "core/internal.h"
 #include "refs/retention.h"
+#include "refs/labels.h"
 
 #include <frameobject.h>
 #include <string.h>
@@ -255,4 +256,21 @@ void leak__retention_free(leak__retention_path *paths, size_t count) {
   if (paths == NULL) return;
   for (size_t i = 0; i < count; i++) leak__free(paths[i].nodes);
   leak__free(paths);
+}
+
+size_t leak__retention_nodes(const leak__retention_path *paths, size_t count) {
+  size_t nodes = 0;
+  for (size_t p = 0; p < count; p++) nodes += paths[p].length;
+  return nodes;
+}
+
+void leak__retention_label(const leak__ref_index *index, const leak__retention_path *paths, size_t count,
+                           leak__path_label *labels) {
+  for (size_t p = 0; p < count; p++)
+    for (size_t i = 0; i < paths[p].length; i++, labels++) {
+      (*labels)[0] = '\0';
+      if (i + 1 < paths[p].length)
+        leak__ref_label(leak__ref_index_object(index, paths[p].nodes[i]),
+                        leak__ref_index_object(index, paths[p].nodes[i + 1]), *labels, LEAK__LABEL_CAPACITY);
+    }
 }

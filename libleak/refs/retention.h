@@ -53,6 +53,18 @@ int leak__retention_find(const leak__ref_index *index, uint32_t target, const le
 
 void leak__retention_free(leak__retention_path *paths, size_t count);
 
+/* One edge label (refs/labels.h), NUL-terminated. */
+#define LEAK__LABEL_CAPACITY 120
+typedef char leak__path_label[LEAK__LABEL_CAPACITY];
+
+/* The number of nodes on all `paths`: the labels leak__retention_label writes. */
+size_t leak__retention_nodes(const leak__retention_path *paths, size_t count);
+
+/* Writes the label of each path's edges into labels[], one per node, the paths one after another
+ * (the label after a path's last node is ""), while the index is current.  Runs no Python code. */
+void leak__retention_label(const leak__ref_index *index, const leak__retention_path *paths, size_t count,
+                           leak__path_label *labels);
+
 /* The kind's name: "module", "class", "sys", "builtins", "frame", "thread", "external", "garbage". */
 const char *leak__root_kind_name(leak__root_kind kind);
 
