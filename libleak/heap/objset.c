@@ -90,10 +90,6 @@ void leak__objset_free(leak__objset *set) {
   memset(set, 0, sizeof(*set));
 }
 
-size_t leak__objset_memory(const leak__objset *set) {
-  return (set->mask ? (set->mask + 1) * sizeof(*set->slots) : 0) + set->chunks * sizeof(leak__objset_chunk);
-}
-
 static int chunk_order(const void *a, const void *b) {
   uintptr_t x = (*(leak__objset_chunk *const *)a)->number, y = (*(leak__objset_chunk *const *)b)->number;
   return x < y ? -1 : x > y;

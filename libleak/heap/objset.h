@@ -31,9 +31,6 @@ int leak__objset_contains(leak__objset *set, const void *address);
 /* Removes every address and frees the memory; the set is empty and reusable.  Accepts {0}. */
 void leak__objset_free(leak__objset *set);
 
-/* Bytes the set holds (for the benchmark's memory figures). */
-size_t leak__objset_memory(const leak__objset *set);
-
 /* Numbers the members by address: after this (no more adds), leak__objset_rank gives each member
  * its position among all members in increasing address order, in constant time.  0 or LEAK_ENOMEM. */
 int leak__objset_prepare_ranks(leak__objset *set);
