@@ -287,7 +287,7 @@ TEST(samplebuf_claim_publish_drain_forget) {
     slot->frames[0].code = (PyCodeObject *)&code_a;
     slot->frames[1].code = (PyCodeObject *)(claimed % 2 ? &code_b : &code_a);
     slot->weight = 1;
-    leak__samplebuf_publish(slot);
+    leak__samplebuf_publish(buf, slot);
     claimed++;
   }
   ASSERT_EQ(claimed, 20);

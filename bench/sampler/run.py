@@ -28,8 +28,8 @@ import subprocess
 import sys
 import tempfile
 
-CHILD = r'''
-import hashlib, json, os, sys, threading, time, zlib
+WORKLOAD = r'''
+import hashlib, json, os, statistics, sys, threading, time, zlib
 config = sys.argv[1]
 rounds = int(sys.argv[2])
 DATA = bytes(range(256)) * 200
@@ -69,7 +69,9 @@ def run_workload():
     work(cpu)
     t.join()
     return sum(cpu)
+'''
 
+CHILD = WORKLOAD + r'''
 result = {}
 sampler = None
 pyi = None
@@ -119,6 +121,40 @@ print("RESULT " + json.dumps(result))
 '''
 
 
+# The sampler's overhead without the noise between processes (code and heap layout alone move a
+# CPU-bound loop by several per cent from one interpreter to the next): one interpreter runs the
+# workload in blocks, sampler on and off in turn (on-off, off-on, ...), and the figure is the median
+# of the on/off ratios of neighbouring blocks, so that load changes hit both halves of a pair alike.
+# Each "on" block starts and stops a whole session, so its fixed costs are in the figure.
+PAIRED = WORKLOAD + r'''
+from libleak import sampler as libleak_sampler
+_, mode, hz = config.split("-")
+ratios = []
+for pair in range(int(sys.argv[3])):
+    cpu = {}
+    for on in ((True, False) if pair % 2 == 0 else (False, True)):
+        c0 = time.process_time()
+        if on:
+            sampler = libleak_sampler.Sampler(interval=1.0 / int(hz), mode=mode)
+            sampler.start()
+        run_workload()
+        if on:
+            sampler.stop()
+        cpu[on] = time.process_time() - c0
+    ratios.append(cpu[True] / cpu[False])
+print("RESULT " + json.dumps({"median": statistics.median(ratios), "ratios": sorted(ratios)}))
+'''
+
+
+def run_paired(python, paired, config, rounds, pairs):
+    out = subprocess.run([python, paired, config, str(rounds), str(pairs)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError("paired %s failed:\n%s" % (config, out.stderr))
+
+
 def run_child(python, child, config, rounds):
     out = subprocess.run([python, child, config, str(rounds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True)
@@ -159,9 +195,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pairs", type=int, default=20, help="on/off pairs of the in-process overhead figure")
+    ap.add_argument("--pair-rounds", type=int, default=10, help="rounds per thread in one block of a pair")
     args = ap.parse_args()
     if args.quick:
-        args.repeat, args.rounds = 1, 8
+        args.repeat, args.rounds, args.pairs, args.pair_rounds = 1, 8, 3, 4
     python = sys.executable
     configs = ["none", "libleak-cpu-100", "libleak-cpu-1000", "libleak-wall-100", "libleak-wall-1000", "cprofile",
                "cprofile-cpu"]
@@ -174,6 +212,9 @@ def main():
         child = os.path.join(workdir, "child.py")
         with open(child, "w") as f:
             f.write(CHILD)
+        paired = os.path.join(workdir, "paired.py")
+        with open(paired, "w") as f:
+            f.write(PAIRED)
         best = {}
         for _ in range(args.repeat):
             for config in configs:  # interleaved, so load changes hit every configuration alike
@@ -206,6 +247,17 @@ def main():
         else:
             print("py-spy runs outside the process: its CPU is not in the child's figure (overhead is the"
                   " pauses it causes)")
+        print()
+        print("Overhead in one process, sampler on and off in turn: median of %d on/off pairs, %d rounds per"
+              " thread a block" % (args.pairs, args.pair_rounds))
+        print("| configuration | overhead (median pair) | middle half of the pairs |")
+        print("|---|---|---|")
+        for config in [c for c in configs if c.startswith("libleak")]:
+            r = run_paired(python, paired, config, args.pair_rounds, args.pairs)
+            ratios = r["ratios"]
+            quarter = len(ratios) // 4
+            print("| %s | %+.1f%% | %+.1f%% to %+.1f%% |" % (config, 100 * (r["median"] - 1),
+                                                          100 * (ratios[quarter] - 1), 100 * (ratios[-1 - quarter] - 1)))
 
 
 if __name__ == "__main__":

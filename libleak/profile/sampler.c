@@ -155,7 +155,7 @@ static void on_sigprof(int signo, siginfo_t *info, void *context) {
   slot->nframe = leak__frames_read_depth(tstate, slot->frames, nframe_limit, LEAK_STACK_MAX_DEPTH, &slot->depth);
   slot->thread_id = leak__frames_thread_id(tstate);
   slot->weight = info->si_overrun >= 0 ? 1 + info->si_overrun : 1;
-  leak__samplebuf_publish(slot);
+  leak__samplebuf_publish(buffer, slot);
 out:
   __atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
   errno = saved_errno;
