@@ -186,6 +186,8 @@ int leak__frame_lineno(PyCodeObject *code, int32_t lasti) {
 
 unsigned long leak__frames_thread_id(PyThreadState *tstate) { return tstate->thread_id; }
 
+uint64_t leak__frames_thread_serial(PyThreadState *tstate) { return tstate->id; }
+
 int leak__frames_gc_collecting(PyThreadState *tstate) {
 #if PY_VERSION_HEX >= 0x03090000
   return tstate->interp->gc.collecting != 0;

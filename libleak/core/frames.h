@@ -55,6 +55,10 @@ int leak__frame_lineno(PyCodeObject *code, int32_t lasti);
 /* The OS thread id CPython recorded for `tstate` (threading.get_ident()).  Async-signal-safe. */
 unsigned long leak__frames_thread_id(PyThreadState *tstate);
 
+/* The interpreter's serial number of a thread state, never reused in a process (unlike thread ids:
+ * a pthread id comes back as soon as a thread is joined and another starts). */
+uint64_t leak__frames_thread_serial(PyThreadState *tstate);
+
 /* True while the garbage collector of `tstate`'s interpreter is running a collection.
  * Async-signal-safe (reads one field). */
 int leak__frames_gc_collecting(PyThreadState *tstate);

@@ -51,6 +51,7 @@
 
 typedef struct thread_entry {
   unsigned long ident; /* atomic: pthread id (threading.get_ident()); 0 = free entry */
+  uint64_t serial;     /* the thread state's serial number (leak__frames_thread_serial); 0 when free */
   int tid;             /* atomic: kernel thread id, stored by the thread's own handler; 0 = not yet */
   int timer_state;     /* TIMER_NONE, TIMER_ARMED or TIMER_FAILED */
   int seen;            /* found in the current scan */
@@ -280,31 +281,46 @@ static void release_entry_unlocked(thread_entry *entry) {
   entry->timer_state = TIMER_NONE;
   __atomic_store_n(&entry->tid, 0, __ATOMIC_RELEASE);
   __atomic_store_n(&entry->ident, 0, __ATOMIC_RELEASE);
+  entry->serial = 0;
+}
+
+/* The entry of a thread state: matched on the pthread id and on the state's serial number, because a
+ * pthread id is reused by the next thread as soon as one is joined (an entry matched on the id alone
+ * kept the dead thread's timer, and the new thread was never sampled). */
+static thread_entry *find_entry_unlocked(unsigned long ident, uint64_t serial) {
+  for (int i = 0; i < max_threads; i++)
+    if (threads[i].ident == ident && threads[i].serial == serial) return &threads[i];
+  return NULL;
 }
 
 /* Gives every thread of the interpreter an entry (and a ping, then a timer), and lets go of the
  * entries of threads that are gone.  GIL held: a thread whose state is listed is alive, so
- * pthread_kill and pthread_getcpuclockid are safe on it. */
+ * pthread_kill and pthread_getcpuclockid are safe on it.  Entries of gone threads are let go before
+ * new ones are made, so that the ping of a thread that reuses a dead thread's id finds its own entry. */
 static void scan_threads(PyInterpreterState *interp) {
   pthread_mutex_lock(&table_mutex);
   for (int i = 0; i < max_threads; i++) threads[i].seen = 0;
+  for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+    thread_entry *entry = find_entry_unlocked(leak__frames_thread_id(ts), leak__frames_thread_serial(ts));
+    if (entry != NULL) entry->seen = 1;
+  }
+  for (int i = 0; i < max_threads; i++)
+    if (threads[i].ident != 0 && !threads[i].seen) release_entry_unlocked(&threads[i]);
   uint64_t missed = 0;
   for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
     if (ts == manager_tstate) continue;
     unsigned long ident = leak__frames_thread_id(ts);
     if (ident == 0) continue;
-    thread_entry *entry = NULL, *free_entry = NULL;
-    for (int i = 0; i < max_threads && entry == NULL; i++) {
-      if (threads[i].ident == ident) entry = &threads[i];
-      else if (threads[i].ident == 0 && free_entry == NULL) free_entry = &threads[i];
-    }
+    uint64_t serial = leak__frames_thread_serial(ts);
+    thread_entry *entry = find_entry_unlocked(ident, serial);
     if (entry == NULL) {
-      if (free_entry == NULL) {
+      entry = find_entry_unlocked(0, 0);
+      if (entry == NULL) {
         missed++;
         continue;
       }
-      entry = free_entry;
       __atomic_store_n(&entry->tid, 0, __ATOMIC_RELEASE);
+      entry->serial = serial;
       __atomic_store_n(&entry->ident, ident, __ATOMIC_RELEASE);
       entry->timer_state = TIMER_NONE;
       pthread_kill((pthread_t)ident, SIGPROF);
@@ -313,8 +329,6 @@ static void scan_threads(PyInterpreterState *interp) {
     if (entry->timer_state == TIMER_NONE && __atomic_load_n(&entry->tid, __ATOMIC_ACQUIRE) != 0)
       make_timer_unlocked(entry);
   }
-  for (int i = 0; i < max_threads; i++)
-    if (threads[i].ident != 0 && !threads[i].seen) release_entry_unlocked(&threads[i]);
   if (missed > stats.threads_missed) stats.threads_missed = missed;
   pthread_mutex_unlock(&table_mutex);
 }

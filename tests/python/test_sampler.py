@@ -73,6 +73,31 @@ def test_thread_started_after_start_is_sampled(python):
     """)
 
 
+def test_thread_reusing_a_joined_threads_id_is_sampled(python):
+    # glibc hands a joined thread's id (its control block) to the next thread at once; the sampler
+    # once kept the dead thread's timer for it, and the new thread was never sampled.
+    out = run(python, """
+        def first():
+            hot(0.1)
+        def second():
+            hot(0.2)
+        reused = False
+        for attempt in range(5):
+            s = sampler.Sampler(interval=0.001)
+            s.start()
+            a = threading.Thread(target=first); a.start(); a.join()
+            b = threading.Thread(target=second); b.start(); b.join()
+            prof = s.stop()
+            samples = sum(n for tid, frames, n in prof.stacks() if any(f[0] == "second" for f in frames))
+            assert samples >= 100, (attempt, a.ident == b.ident, samples)
+            if a.ident == b.ident:
+                reused = True
+                break
+        print("reused" if reused else "not reused")
+    """)
+    assert out.strip() in ("reused", "not reused")
+
+
 def test_wall_mode_shows_sleeping_thread(python):
     run(python, """
         def sleeper():
