@@ -360,7 +360,7 @@ done:
   return result;
 }
 
-/* format_size(bytes) -> "5.0 MB": the renderer's own formatting, so Python text matches pictures. */
+/* format_size(bytes) -> "5.0 MiB": the renderer's own formatting, so Python text matches pictures. */
 static PyObject *py_format_size(PyObject *module, PyObject *arg) {
   uint64_t size;
   if (size_from_object(arg, &size, "the size") < 0) return NULL;
@@ -376,7 +376,7 @@ static PyMethodDef render_methods[] = {
     {"render_picture", (PyCFunction)(void (*)(void))py_render_picture, METH_VARARGS | METH_KEYWORDS,
      render_picture_doc},
     {"dominators", (PyCFunction)(void (*)(void))py_dominators, METH_VARARGS | METH_KEYWORDS, dominators_doc},
-    {"format_size", py_format_size, METH_O, "format_size(bytes) -> str such as '5.0 MB' (units of 1024)"},
+    {"format_size", py_format_size, METH_O, "format_size(bytes) -> str such as '5.0 MiB' (units of 1024)"},
     {NULL, NULL, 0, NULL},
 };
 

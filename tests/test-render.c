@@ -12,7 +12,7 @@
 
 #include <gvc.h>
 
-/* The sample of the brief: module app.cache -> dict['k42'] -> Session.data -> bytes (5.0 MB), with a
+/* The sample of the brief: module app.cache -> dict['k42'] -> Session.data -> bytes (5.0 MiB), with a
  * fan-in of three referrers and a collapsed node into the Session. */
 static leak__picture *sample_picture(void) {
   leak__picture *p = leak__picture_new();
@@ -66,9 +66,9 @@ TEST(render_dot_parses_back_with_nodes_edges_and_labels) {
   ASSERT_STR_CONTAINS(agget(root, "label"), "module app.cache");
   ASSERT_STR_CONTAINS(agget(root, "label"), "root: module");
   ASSERT(aghtmlstr(agget(blob, "label")));
-  ASSERT_STR_CONTAINS(agget(blob, "label"), "5.0 MB");
+  ASSERT_STR_CONTAINS(agget(blob, "label"), "5.0 MiB");
   ASSERT_STR_CONTAINS(agget(blob, "label"), "the object asked about");
-  ASSERT_STR_CONTAINS(agget(agfindnode(g, "n1"), "label"), "4.6 KB");
+  ASSERT_STR_CONTAINS(agget(agfindnode(g, "n1"), "label"), "4.6 KiB");
   ASSERT_EQ(strcmp(agget(blob, "color"), "#d62728"), 0);
   Agedge_t *into_blob = agfstin(g, blob);
   ASSERT(into_blob != NULL && aghead(into_blob) == blob && agtail(into_blob) == data);
@@ -197,12 +197,12 @@ TEST(render_sizes_for_people) {
   char out[32];
   ASSERT_EQ(strcmp(leak__format_size(0, out, sizeof(out)), "0 B"), 0);
   ASSERT_EQ(strcmp(leak__format_size(1023, out, sizeof(out)), "1023 B"), 0);
-  ASSERT_EQ(strcmp(leak__format_size(1024, out, sizeof(out)), "1.0 KB"), 0);
-  ASSERT_EQ(strcmp(leak__format_size(1536, out, sizeof(out)), "1.5 KB"), 0);
-  ASSERT_EQ(strcmp(leak__format_size(5u << 20, out, sizeof(out)), "5.0 MB"), 0);
-  ASSERT_EQ(strcmp(leak__format_size(1024 * 1024 - 1, out, sizeof(out)), "1.0 MB"), 0); /* not 1024.0 KB */
-  ASSERT_EQ(strcmp(leak__format_size(3ull << 30, out, sizeof(out)), "3.0 GB"), 0);
-  ASSERT_EQ(strcmp(leak__format_size(UINT64_MAX - 1, out, sizeof(out)), "16.0 EB"), 0);
+  ASSERT_EQ(strcmp(leak__format_size(1024, out, sizeof(out)), "1.0 KiB"), 0);
+  ASSERT_EQ(strcmp(leak__format_size(1536, out, sizeof(out)), "1.5 KiB"), 0);
+  ASSERT_EQ(strcmp(leak__format_size(5u << 20, out, sizeof(out)), "5.0 MiB"), 0);
+  ASSERT_EQ(strcmp(leak__format_size(1024 * 1024 - 1, out, sizeof(out)), "1.0 MiB"), 0); /* not 1024.0 KiB */
+  ASSERT_EQ(strcmp(leak__format_size(3ull << 30, out, sizeof(out)), "3.0 GiB"), 0);
+  ASSERT_EQ(strcmp(leak__format_size(UINT64_MAX - 1, out, sizeof(out)), "16.0 EiB"), 0);
   return 0;
 }
 

@@ -3,7 +3,7 @@
  * Readability rules the drawing follows, so a newcomer sees the story at a glance: edges go from
  * referrer to referent and ranks go top to bottom, so a root sits at the top and the path runs down to
  * the object asked about; each root kind has its own colour and says what it is in a small line above
- * its title; the object asked about has a red border; sizes are written for people ("5.0 MB"), and the
+ * its title; the object asked about has a red border; sizes are written for people ("5.0 MiB"), and the
  * retained size, the number that explains a leak, is in bold; edge labels (attribute names, dict keys,
  * indexes) sit on the edges.  Labels are Graphviz HTML-like labels, so every text is escaped here and
  * backslashes in keys are never read as Graphviz escapes. */
@@ -162,7 +162,7 @@ static void text_append_html(text *t, const char *s, size_t max_chars) {
 
 /* Units of 1024 with one decimal, moving up a unit when rounding would print 1024.0. */
 char *leak__format_size(uint64_t bytes, char *out, size_t out_size) {
-  static const char *const units[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < 1024) {
     snprintf(out, out_size, "%u B", (unsigned)bytes);
     return out;

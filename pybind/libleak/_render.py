@@ -42,11 +42,11 @@ FORMATS = ("dot", "svg", "png", "pdf")
 
 
 def format_size(nbytes):
-    """A byte count for people, as the pictures show it: ``'512 B'``, ``'1.5 KB'``, ``'5.0 MB'``
+    """A byte count for people, as the pictures show it: ``'512 B'``, ``'1.5 KiB'``, ``'5.0 MiB'``
     (units of 1024).
 
     >>> format_size(5 * 1024 * 1024)
-    '5.0 MB'
+    '5.0 MiB'
     """
     if isinstance(nbytes, bool) or not isinstance(nbytes, int):
         raise TypeError("format_size() needs an int, not %s" % type(nbytes).__name__)

@@ -2,7 +2,7 @@
 
 ``why_alive(obj)`` walks the heap once in C, builds a reverse index of every reference, and returns
 the shortest paths of references from roots down to ``obj``, each edge labelled the way you would
-write it: ``module app.cache: CACHE -> dict['k42'] -> Session.data -> bytes (5.0 MB)``.  Roots are
+write it: ``module app.cache: CACHE -> dict['k42'] -> Session.data -> bytes (5.0 MiB)``.  Roots are
 classified: a module or class attribute (preferred: it is the one you can act on), ``sys`` or the
 builtins, a local of a running frame (with its thread, function and line), or ``external``: an
 object held by references that no Python object accounts for (a C extension, a C global, the C
@@ -22,7 +22,7 @@ Example::
 import os
 import sys
 
-from libleak import _libleak
+from libleak import _libleak, _render
 
 __all__ = ["why_alive", "retained_size", "top_retainers", "render", "Retention", "RetentionPath", "Retainer"]
 
@@ -45,12 +45,8 @@ def _measure_call_held():
 
 
 def _format_size(size):
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            break
-        value /= 1000
-    return "%d B" % size if unit == "B" else "%.1f %s" % (value, unit)
+    # One unit convention everywhere (text, pictures, reports): 1024-based KiB and MiB.
+    return _render.format_size(size)
 
 
 def _type_name(obj):

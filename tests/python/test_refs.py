@@ -32,14 +32,14 @@ def test_a_module_dict_cache_path_is_labelled():
     app = types.ModuleType("app_cache_for_test")
     sys.modules[app.__name__] = app
     try:
-        app.CACHE = {"k42": Session(5000000)}
+        app.CACHE = {"k42": Session(5 * 2 ** 20 - 100)}
         retention = refs.why_alive(app.CACHE["k42"].data)
         first = retention.paths[0]
         assert first.root_kind == "module" and first.root_name == "app_cache_for_test"
         assert first.labels == ["['CACHE']", "['k42']", ".data"]
         assert first.target is app.CACHE["k42"].data
         assert first.size == sys.getsizeof(app.CACHE["k42"].data)
-        assert str(first) == "module app_cache_for_test: CACHE -> dict['k42'] -> Session.data -> bytes (5.0 MB)"
+        assert str(first) == "module app_cache_for_test: CACHE -> dict['k42'] -> Session.data -> bytes (5.0 MiB)"
     finally:
         del sys.modules[app.__name__]
 
@@ -60,7 +60,7 @@ HOOKS = []
 
 def test_a_closure_in_a_module_hook_list_capturing_a_bytearray():
     def install():
-        payload = bytearray(1000000)
+        payload = bytearray(2 ** 20 - 100)
 
         def hook():
             return len(payload)
@@ -73,7 +73,7 @@ def test_a_closure_in_a_module_hook_list_capturing_a_bytearray():
         path = refs.why_alive(target).paths[0]
         assert path.root_kind == "module" and path.root_name == __name__
         assert path.labels[:2] == ["['HOOKS']", "[0]"]
-        assert "closure variable payload -> bytearray (1.0 MB)" in str(path)
+        assert "closure variable payload -> bytearray (1.0 MiB)" in str(path)
     finally:
         HOOKS.clear()
 
@@ -83,7 +83,7 @@ def test_a_module_exception_whose_traceback_holds_a_large_local():
     sys.modules[module.__name__] = module
     exec(textwrap.dedent("""
         def fail():
-            big_local = bytearray(2000000)
+            big_local = bytearray(2 * 2 ** 20 - 100)
             raise ValueError("kept")
         try:
             fail()
@@ -99,7 +99,7 @@ def test_a_module_exception_whose_traceback_holds_a_large_local():
         assert path.root_kind == "module" and path.root_name == "errors_for_test"
         text = str(path)
         assert "LAST_ERROR -> ValueError.__traceback__ -> traceback" in text, text
-        assert "local big_local -> bytearray (2.0 MB)" in text, text
+        assert "local big_local -> bytearray (2.0 MiB)" in text, text
     finally:
         del sys.modules[module.__name__]
 
@@ -158,7 +158,7 @@ def test_sys_last_traceback_holding_a_large_local(python):
         import sys
         from libleak import refs
         def fail():
-            huge = bytearray(3000000)
+            huge = bytearray(3 * 2 ** 20 - 100)
             raise KeyError("x")
         try:
             fail()
@@ -176,7 +176,7 @@ def test_sys_last_traceback_holding_a_large_local(python):
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("sys sys: last_"), result.stdout
-    assert "local huge -> bytearray (3.0 MB)" in result.stdout
+    assert "local huge -> bytearray (3.0 MiB)" in result.stdout
 
 
 def test_an_unreachable_cycle_with_del_is_garbage():

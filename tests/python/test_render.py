@@ -16,7 +16,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def sample():
-    """The chain module app.cache -> dict['k42'] -> Session.data -> bytes (5.0 MB), with a fan-in."""
+    """The chain module app.cache -> dict['k42'] -> Session.data -> bytes (5.0 MiB), with a fan-in."""
     p = Picture(caption="Why is bytes alive?")
     root = p.add_node("module app.cache", style="module")
     cache = p.add_node("dict", "{'k42': <Session>}", shallow=4696, retained=5 * 2 ** 20 + 5000)
@@ -42,7 +42,7 @@ def test_svg_parses_as_xml_and_shows_the_chain():
     for expected in ("module app.cache", "bytes", "CACHE", "['k42']", "data", "+990 more referrers",
                      "root: module", "the object asked about"):
         assert expected in texts, expected
-    assert any("5.0 MB" in (t or "") for t in texts)
+    assert any("5.0 MiB" in (t or "") for t in texts)
 
 
 def test_png_and_pdf_signatures():
@@ -160,9 +160,9 @@ def test_every_style_renders():
 def test_format_size_matches_the_pictures():
     assert format_size(0) == "0 B"
     assert format_size(1023) == "1023 B"
-    assert format_size(1536) == "1.5 KB"
-    assert format_size(5 * 2 ** 20) == "5.0 MB"
-    assert format_size(2 ** 20 - 1) == "1.0 MB"
+    assert format_size(1536) == "1.5 KiB"
+    assert format_size(5 * 2 ** 20) == "5.0 MiB"
+    assert format_size(2 ** 20 - 1) == "1.0 MiB"
     with pytest.raises(ValueError):
         format_size(-1)
     with pytest.raises(TypeError):
