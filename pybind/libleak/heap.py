@@ -433,7 +433,7 @@ def _site_series(snapshots, runs):
     places = _noise_places()
     for k, snapshot in enumerate(snapshots):
         for stat in snapshot.statistics("traceback"):
-            frame = stat.traceback[0]
+            frame = stat.traceback[-1]  # the innermost frame: tracebacks run oldest first
             if _is_noise(frame.filename, places):
                 continue
             key = stat.traceback

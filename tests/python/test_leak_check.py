@@ -87,7 +87,7 @@ def test_an_unbounded_module_dict_cache_is_named_with_its_line(tracing):
     row = next(r for r in report.types if r.type_name == "%s.Payload" % NAME)
     assert row.count_per_run == pytest.approx(1.0)
     assert row.size_per_run > 0
-    lines = [(site.traceback[0].filename, site.traceback[0].lineno) for site in report.sites]
+    lines = [(site.traceback[-1].filename, site.traceback[-1].lineno) for site in report.sites]
     line = fill_module_cache.__code__.co_firstlineno + 1
     assert any(f.endswith("test_leak_check.py") and n == line for f, n in lines), lines
     samples = report.samples("%s.Payload" % NAME, 3)
@@ -95,6 +95,21 @@ def test_an_unbounded_module_dict_cache_is_named_with_its_line(tracing):
     assert all(s in _CACHE.values() for s in samples)
     text = str(report)
     assert "%s.Payload" % NAME in text and "test_leak_check.py" in text
+    _CACHE.clear()
+
+
+def test_sites_are_named_by_their_innermost_frame_with_deep_tracebacks():
+    # With more than one frame kept, a site is still the line that allocated (the innermost frame),
+    # and leak_check's own allocations are not sites even though its caller's line is in their trace.
+    tracer.start(5)
+    try:
+        report = heap.leak_check(fill_module_cache)
+    finally:
+        tracer.stop()
+    innermost = [(site.traceback[-1].filename, site.traceback[-1].lineno) for site in report.sites]
+    line = fill_module_cache.__code__.co_firstlineno + 1
+    assert innermost and all(f.endswith("test_leak_check.py") for f, n in innermost), innermost
+    assert any(n == line for f, n in innermost), innermost
     _CACHE.clear()
 
 
