@@ -13,6 +13,10 @@
 #include "core/internal.h"
 #include "core/frames.h"
 
+#include <stddef.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #if PY_VERSION_HEX >= 0x030B0000
 #include <internal/pycore_frame.h>
 typedef struct _PyInterpreterFrame raw_frame;
@@ -31,6 +35,9 @@ typedef PyFrameObject raw_frame;
 #if PY_VERSION_HEX >= 0x030D0000 /* 3.13 */
 
 static raw_frame *innermost_frame(PyThreadState *tstate) { return tstate->current_frame; }
+
+/* 3.13 links a frame (its `previous` set) before it publishes it in tstate->current_frame. */
+static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) { return tstate->current_frame; }
 
 static raw_frame *older_frame(raw_frame *frame) { return frame->previous; }
 
@@ -64,6 +71,62 @@ static inline int frame_counts(raw_frame *frame) {
 
 static raw_frame *innermost_frame(PyThreadState *tstate) {
   return tstate->cframe ? tstate->cframe->current_frame : NULL;
+}
+
+/* Copies `size` bytes at `from` to `to`; -1 when they are not all readable.  A system call
+ * (process_vm_readv on this very process) because a signal handler cannot survive a fault.
+ * Async-signal-safe. */
+static int read_checked(void *to, const void *from, size_t size) {
+  struct iovec local = {to, size}, remote = {(void *)from, size};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -1;
+}
+
+/* 1 when read_checked works here, 0 when the system refuses it (seccomp, ENOSYS), -1 not known yet. */
+static int checked_reads = -1;
+
+/* Whether `top`, read from tstate->cframe->current_frame by a signal handler, is the frame the thread
+ * runs.  Every field is read with read_checked.  The frame must hold a code object, and be either on
+ * the thread's live data stack or the frame of a generator (or coroutine) that is executing: an
+ * uninitialised pointer is left-over stack memory, most often a stale pointer to a frame that has
+ * since returned, and such a frame passes neither test. */
+static int running_frame(PyThreadState *tstate, raw_frame *top) {
+  raw_frame frame;
+  PyObject code_head;
+  if (read_checked(&frame, top, offsetof(raw_frame, localsplus)) < 0 || frame.f_code == NULL ||
+      read_checked(&code_head, frame.f_code, sizeof code_head) < 0 || code_head.ob_type != &PyCode_Type)
+    return 0;
+  if (frame.owner == FRAME_OWNED_BY_THREAD) {
+    _PyStackChunk *chunk = tstate->datastack_chunk;
+    return chunk != NULL && (char *)top >= (char *)chunk->data && (PyObject **)top < tstate->datastack_top;
+  }
+  if (frame.owner == FRAME_OWNED_BY_GENERATOR) {
+    PyGenObject *gen = (PyGenObject *)((char *)top - offsetof(PyGenObject, gi_iframe));
+    int8_t state;
+    return read_checked(&state, &gen->gi_frame_state, sizeof state) == 0 && state == FRAME_EXECUTING;
+  }
+  return 0;
+}
+
+/* The innermost frame, for a signal handler that interrupted this thread in the middle of anything.
+ * CPython 3.11 and 3.12 publish a new C frame (tstate->cframe = &cframe) a few instructions before
+ * they set its current_frame: a signal landing there finds an uninitialised pointer (the sampler
+ * crashed on it, entering generators from C).  So the top frame is believed only when
+ * running_frame() says so; otherwise the stack reads as empty (the caller drops such a sample).  A
+ * few system calls a sample, on 3.11 and 3.12 only. */
+static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) {
+  _PyCFrame *cframe = tstate->cframe;
+  if (cframe == NULL) return NULL;
+  raw_frame *top = cframe->current_frame;
+  int usable = __atomic_load_n(&checked_reads, __ATOMIC_RELAXED);
+  if (usable < 0) {
+    int probe = 1, copy = 0;
+    usable = read_checked(&copy, &probe, sizeof probe) == 0 && copy == 1;
+    __atomic_store_n(&checked_reads, usable, __ATOMIC_RELAXED);
+  }
+  if (!usable || (top != NULL && running_frame(tstate, top))) return top;
+  /* Not the previous C frame's current frame: the compiler may publish the new C frame before
+   * setting its `previous` too (seen on 3.11: both fields were left-over stack bytes). */
+  return NULL;
 }
 
 static raw_frame *older_frame(raw_frame *frame) { return frame->previous; }
@@ -105,6 +168,9 @@ static inline int frame_counts(raw_frame *frame) {
 
 static raw_frame *innermost_frame(PyThreadState *tstate) { return tstate->frame; }
 
+/* 3.8 - 3.10 link a frame object (f_back set) before they publish it in tstate->frame. */
+static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) { return tstate->frame; }
+
 static raw_frame *older_frame(raw_frame *frame) { return frame->f_back; }
 
 /* f_lasti counts bytes up to 3.9 and code units in 3.10; -1 means the frame has not started. */
@@ -132,6 +198,10 @@ void leak__frames_begin(leak__frame_cursor *cursor, PyThreadState *tstate) {
   cursor->next = tstate ? innermost_frame(tstate) : NULL;
 }
 
+void leak__frames_begin_interrupted(leak__frame_cursor *cursor, PyThreadState *tstate) {
+  cursor->next = tstate ? innermost_frame_interrupted(tstate) : NULL;
+}
+
 int leak__frames_next(leak__frame_cursor *cursor, leak__frame *out) {
   raw_frame *frame = cursor->next;
   while (frame != NULL) {
@@ -156,11 +226,8 @@ int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max) {
 
 /* Two loops: the first stores, the second only counts what the first would have stored (the cost of
  * an exact total_nframe: a few instructions per frame below the stored ones). */
-int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth) {
-  *depth = 0;
-  if (tstate == NULL) return 0;
+static inline int read_depth_from(raw_frame *frame, leak__frame *out, int max, int depth_limit, int *depth) {
   leak__frame *next = out, *end = out + (max > 0 ? max : 0);
-  raw_frame *frame = innermost_frame(tstate);
   for (; frame != NULL && next < end; frame = older_frame(frame)) next += describe_frame(frame, next);
   int stored = (int)(next - out);
   /* No limit test in the loop (it costs as much as the rest of it): the count is clamped after. */
@@ -168,6 +235,19 @@ int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, in
   for (; frame != NULL; frame = older_frame(frame)) counted += frame_counts(frame);
   *depth = counted < depth_limit ? counted : depth_limit;
   return stored;
+}
+
+int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth) {
+  *depth = 0;
+  if (tstate == NULL) return 0;
+  return read_depth_from(innermost_frame(tstate), out, max, depth_limit, depth);
+}
+
+int leak__frames_read_depth_interrupted(PyThreadState *tstate, leak__frame *out, int max, int depth_limit,
+                                        int *depth) {
+  *depth = 0;
+  if (tstate == NULL) return 0;
+  return read_depth_from(innermost_frame_interrupted(tstate), out, max, depth_limit, depth);
 }
 
 int leak__frames_depth(PyThreadState *tstate) {

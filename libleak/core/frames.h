@@ -30,6 +30,11 @@ PyThreadState *leak__frames_this_thread(void);
  * Async-signal-safe. */
 void leak__frames_begin(leak__frame_cursor *cursor, PyThreadState *tstate);
 
+/* leak__frames_begin for a signal handler that may have interrupted `tstate`'s own thread at any
+ * instruction: on CPython versions that publish a frame before it is set up (3.11, 3.12), the top
+ * frame is checked with a system call and skipped when it is not one yet.  Async-signal-safe. */
+void leak__frames_begin_interrupted(leak__frame_cursor *cursor, PyThreadState *tstate);
+
 /* Stores the next frame, innermost first, into `out` and returns 1; returns 0 at the bottom of the
  * stack.  Incomplete frames and C-stack shim frames are skipped.  Async-signal-safe. */
 int leak__frames_next(leak__frame_cursor *cursor, leak__frame *out);
@@ -43,6 +48,11 @@ int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max);
  * but at most `depth_limit`): the frames past `max` are walked (all of them), not stored.  tracemalloc's
  * total_nframe counts the same frames.  Async-signal-safe. */
 int leak__frames_read_depth(PyThreadState *tstate, leak__frame *out, int max, int depth_limit, int *depth);
+
+/* leak__frames_read_depth from a signal handler that interrupted the thread (see
+ * leak__frames_begin_interrupted).  Async-signal-safe. */
+int leak__frames_read_depth_interrupted(PyThreadState *tstate, leak__frame *out, int max, int depth_limit,
+                                        int *depth);
 
 /* The number of frames on `tstate`'s stack (what leak__frames_read would store with no limit).
  * Async-signal-safe. */

@@ -111,7 +111,7 @@ static void dump_frames(leak__sigsafe_out *out, PyThreadState *tstate) {
   int limit = __atomic_load_n(&max_frames, __ATOMIC_RELAXED);
   leak__frame_cursor cursor;
   leak__frame frame;
-  leak__frames_begin(&cursor, tstate);
+  leak__frames_begin_interrupted(&cursor, tstate); /* a watchdog or a signal may catch a thread mid-call */
   if (!leak__frames_next(&cursor, &frame)) {
     leak__sigsafe_puts(out, FAULTHANDLER_FORMAT_310 ? "  <no Python frame>\n" : "<no Python frame>\n");
     leak__sigsafe_flush(out);

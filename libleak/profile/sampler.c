@@ -153,9 +153,12 @@ static void on_sigprof(int signo, siginfo_t *info, void *context) {
   if (tstate == NULL) goto out;
   leak__sample_slot *slot = leak__samplebuf_claim(buffer);
   if (slot == NULL) goto out;
-  slot->nframe = leak__frames_read_depth(tstate, slot->frames, nframe_limit, LEAK_STACK_MAX_DEPTH, &slot->depth);
+  slot->nframe = leak__frames_read_depth_interrupted(tstate, slot->frames, nframe_limit, LEAK_STACK_MAX_DEPTH, &slot->depth);
   slot->thread_id = leak__frames_thread_id(tstate);
   slot->weight = info->si_overrun >= 0 ? 1 + info->si_overrun : 1;
+  /* No frame read: the thread runs no Python, or was caught publishing a frame (see
+   * leak__frames_read_depth_interrupted); the void slot is dropped by the consumer. */
+  if (slot->nframe == 0) slot->nframe = -1;
   leak__samplebuf_publish(buffer, slot);
 out:
   __atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);

@@ -98,6 +98,30 @@ def test_thread_reusing_a_joined_threads_id_is_sampled(python):
     assert out.strip() in ("reused", "not reused")
 
 
+def test_sampling_code_that_enters_generators_from_c(python):
+    # 3.11 and 3.12 publish a new C frame before they set its frame pointer: a signal landing there
+    # read left-over stack bytes as a frame and crashed the process (sum() and max() entering
+    # generators from C hit it within a second at 20 kHz).
+    out = run(python, """
+        def numbers(n):
+            for i in range(n):
+                yield i
+        def entering(seconds):
+            end = time.perf_counter() + seconds
+            total = 0
+            while time.perf_counter() < end:
+                for _ in range(1000):
+                    total += sum(numbers(3)) + max(x for x in (1, 2, 3))
+            return total
+        with sampler.profile(interval=0.00005, mode="wall") as prof:
+            entering(1.5)
+        names = {f[0] for tid, frames, n in prof.stacks() for f in frames}
+        assert "entering" in names and "numbers" in names, names
+        print("ok", prof.samples)
+    """)
+    assert out.startswith("ok"), out
+
+
 def test_wall_mode_shows_sleeping_thread(python):
     run(python, """
         def sleeper():
