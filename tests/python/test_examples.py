@@ -8,8 +8,10 @@ comment lines (Python regular expressions, matched line by line against its stan
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -50,14 +52,8 @@ def test_expect_lines_are_checked(tmp_path):
 
 # ---- examples/embed: a C host that embeds CPython and uses the C API --------------------------
 
-@pytest.mark.skipif(not BUILDDIR, reason="needs the build tree (LIBLEAK_BUILDDIR, set by make check)")
-def test_embedding_host_reports_census_sites_and_retention():
-    program = os.path.join(BUILDDIR, "examples", "embed", "leak-report")
-    assert os.path.exists(program), "make did not build " + program
-    env = dict(os.environ, PYTHONHOME=sys.base_prefix)
-    env.pop("PYTHONPATH", None)  # the host uses no Python code of libleak's
-    result = subprocess.run([program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                            env=env, timeout=120)
+def check_leak_report(result):
+    """The embedding host's output: the census diff, the grown allocation lines and a retention path."""
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     # the census diff names the leaking type and its growth (500 requests, one Session each)
@@ -70,3 +66,41 @@ def test_embedding_host_reports_census_sites_and_retention():
     assert grown >= 500 * 1024, out
     # and the retention path goes from the module attribute down to the session
     assert re.search(r"^module app: SESSIONS -> list\[\d+\] -> Session \(\d+ B\)$", out, re.M), out
+
+
+def run_host(program, **env_extra):
+    env = dict(os.environ, PYTHONHOME=sys.base_prefix, **env_extra)
+    env.pop("PYTHONPATH", None)  # the host uses no Python code of libleak's
+    return subprocess.run([program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=env, timeout=120)
+
+
+needs_build = pytest.mark.skipif(not BUILDDIR, reason="needs the build tree (LIBLEAK_BUILDDIR, set by make check)")
+
+
+@needs_build
+def test_embedding_host_reports_census_sites_and_retention():
+    program = os.path.join(BUILDDIR, "examples", "embed", "leak-report")
+    assert os.path.exists(program), "make did not build " + program
+    check_leak_report(run_host(program))
+
+
+@needs_build
+def test_embedding_host_builds_with_its_makefile_against_an_installed_libleak(tmp_path):
+    """examples/embed/Makefile, as a user runs it: pkg-config libleak and python3-config."""
+    python_config = os.path.join(sysconfig.get_config_var("BINDIR"), "python%s-config" % sysconfig.get_config_var("VERSION"))
+    if not os.path.exists(python_config):
+        pytest.skip("this interpreter has no %s (Debian: apt-get install python3-dev)" % python_config)
+    dest = str(tmp_path / "dest")
+    subprocess.run(["make", "-s", "-C", BUILDDIR, "install", "DESTDIR=" + dest], check=True, stdout=subprocess.DEVNULL)
+    dirs = subprocess.check_output(["make", "-s", "-C", BUILDDIR, "--no-print-directory", "print-install-dirs"])
+    libdir = dest + dict(line.split("=", 1) for line in dirs.decode().splitlines() if "=" in line)["libdir"]
+    work = str(tmp_path / "embed")
+    shutil.copytree(os.path.join(SRCDIR, "examples", "embed"), work,
+                    ignore=shutil.ignore_patterns("leak-report", "*.o"))
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"), PKG_CONFIG_SYSROOT_DIR=dest)
+    built = subprocess.run(["make", "-C", work, "PYTHON_CONFIG=" + python_config], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert built.returncode == 0, built.stdout
+    check_leak_report(run_host(os.path.join(work, "leak-report"),
+                               LD_LIBRARY_PATH=libdir + ":" + sysconfig.get_config_var("LIBDIR")))
