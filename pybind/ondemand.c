@@ -89,19 +89,46 @@ static int write_stacks_file(const char *stem) {
   return error;
 }
 
-/* Picks the stem and writes the stacks file, without the GIL; then hands (stem, errno) back. */
-static PyObject *stacks_now_unlocked(const char *directory) {
-  char stem[PATH_MAX];
-  int error;
-  Py_BEGIN_ALLOW_THREADS
-  error = dump_stem(directory, stem, sizeof stem);
-  if (error == 0) error = write_stacks_file(stem);
-  Py_END_ALLOW_THREADS
-  if (error == ENAMETOOLONG || error == EEXIST) {
-    errno = error;
+/* Picks the stem and writes the stacks file; call it without the GIL.  Returns 0 with the errno
+ * value of the stacks file in *stacks_error, or the errno value that left no stem. */
+static int stacks_now(const char *directory, char *stem, size_t size, int *stacks_error) {
+  int error = dump_stem(directory, stem, size);
+  if (error == 0) *stacks_error = write_stacks_file(stem);
+  return error;
+}
+
+/* The (stem, stacks_errno) tuple, or OSError when no stem could be made. */
+static PyObject *stacks_result(const char *directory, int stem_error, const char *stem, int stacks_error) {
+  if (stem_error != 0) {
+    errno = stem_error;
     return PyErr_SetFromErrnoWithFilename(PyExc_OSError, directory);
   }
-  return Py_BuildValue("(O&i)", PyUnicode_DecodeFSDefault, stem, error);
+  return Py_BuildValue("(O&i)", PyUnicode_DecodeFSDefault, stem, stacks_error);
+}
+
+/* The read end the dump thread is blocked on, without the GIL, now (-1: none).  Set by
+ * ondemand_wait once the GIL is released; read by ondemand_wait_started.  An atomic int, so no
+ * lock is held across fork. */
+static int waiting_fd = -1;
+
+/* ondemand_wait_started(read_fd, timeout) -> bool: waits (without the GIL, up to `timeout`
+ * seconds, checking every millisecond) until the dump thread waits on `read_fd` with the GIL
+ * released.  install() calls it before returning: a thread that has not reached its wait yet
+ * needs the GIL to get there, and a program that then keeps the GIL in C for good (a runaway
+ * regular expression, a C loop) would leave it stuck with the signal's byte unread. */
+static PyObject *ondemand_wait_started(PyObject *self, PyObject *args) {
+  int fd;
+  double timeout;
+  if (!PyArg_ParseTuple(args, "id:ondemand_wait_started", &fd, &timeout)) return NULL;
+  int started;
+  Py_BEGIN_ALLOW_THREADS
+  long checks = timeout > 0 ? (long)(timeout * 1000.0) : 0;
+  while (!(started = __atomic_load_n(&waiting_fd, __ATOMIC_ACQUIRE) == fd) && checks-- > 0) {
+    struct timespec millisecond = {0, 1000000};
+    nanosleep(&millisecond, NULL);
+  }
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(started);
 }
 
 /* ondemand_wait(read_fd, directory) -> None or (stem, stacks_errno): blocks, without the GIL,
@@ -114,9 +141,14 @@ static PyObject *ondemand_wait(PyObject *self, PyObject *args) {
   int fd;
   PyObject *directory_bytes;
   if (!PyArg_ParseTuple(args, "iO&:ondemand_wait", &fd, PyUnicode_FSConverter, &directory_bytes)) return NULL;
-  int rc;
+  const char *directory = PyBytes_AS_STRING(directory_bytes);
+  char stem[PATH_MAX];
+  int rc, stem_error = 0, stacks_error = 0;
   Py_BEGIN_ALLOW_THREADS
+  __atomic_store_n(&waiting_fd, fd, __ATOMIC_RELEASE);
   rc = leak__wakeup_wait(fd);
+  __atomic_store_n(&waiting_fd, -1, __ATOMIC_RELEASE);
+  if (rc == 1) stem_error = stacks_now(directory, stem, sizeof stem, &stacks_error);
   Py_END_ALLOW_THREADS
   PyObject *result;
   if (rc < 0)
@@ -124,7 +156,7 @@ static PyObject *ondemand_wait(PyObject *self, PyObject *args) {
   else if (rc == 0)
     result = Py_NewRef(Py_None);
   else
-    result = stacks_now_unlocked(PyBytes_AS_STRING(directory_bytes));
+    result = stacks_result(directory, stem_error, stem, stacks_error);
   Py_DECREF(directory_bytes);
   return result;
 }
@@ -134,7 +166,13 @@ static PyObject *ondemand_wait(PyObject *self, PyObject *args) {
 static PyObject *ondemand_write_stacks(PyObject *self, PyObject *args) {
   PyObject *directory_bytes;
   if (!PyArg_ParseTuple(args, "O&:ondemand_write_stacks", PyUnicode_FSConverter, &directory_bytes)) return NULL;
-  PyObject *result = stacks_now_unlocked(PyBytes_AS_STRING(directory_bytes));
+  const char *directory = PyBytes_AS_STRING(directory_bytes);
+  char stem[PATH_MAX];
+  int stem_error, stacks_error = 0;
+  Py_BEGIN_ALLOW_THREADS
+  stem_error = stacks_now(directory, stem, sizeof stem, &stacks_error);
+  Py_END_ALLOW_THREADS
+  PyObject *result = stacks_result(directory, stem_error, stem, stacks_error);
   Py_DECREF(directory_bytes);
   return result;
 }
@@ -146,6 +184,8 @@ static PyMethodDef ondemand_methods[] = {
     {"ondemand_signal", ondemand_signal, METH_NOARGS, "ondemand_signal() -> the installed signal or 0."},
     {"ondemand_wait", ondemand_wait, METH_VARARGS,
      "ondemand_wait(read_fd, directory) -> None or (stem, stacks_errno): waits for the signal, writes the stacks."},
+    {"ondemand_wait_started", ondemand_wait_started, METH_VARARGS,
+     "ondemand_wait_started(read_fd, timeout) -> bool: the dump thread waits on read_fd without the GIL."},
     {"ondemand_write_stacks", ondemand_write_stacks, METH_VARARGS,
      "ondemand_write_stacks(directory) -> (stem, stacks_errno): a dump's stacks file now."},
     {NULL, NULL, 0, NULL},

@@ -79,8 +79,11 @@ class _Server:
         self.thread = None
 
     def start_thread(self):
+        """Starts the dump thread and waits until it waits on the pipe without the GIL (up to 10 s,
+        then goes on anyway): until then it needs the GIL, which the program may never give back."""
         self.thread = threading.Thread(target=_serve, args=(self,), name="libleak-ondemand", daemon=True)
         self.thread.start()
+        _libleak.ondemand_wait_started(self.read_fd, 10.0)
 
 
 # The installed server, or None.  Protected by _lock (replaced by a new lock in a forked child,
@@ -192,13 +195,14 @@ def _stop_locked():
 
 def uninstall():
     """Puts back the handler install() replaced and ends the dump thread; returns True if a signal
-    was installed.  A dump in progress finishes first (waiting up to 10 seconds for it)."""
+    was installed.  A dump in progress, or one whose signal came before, finishes first (waiting up
+    to a minute for it)."""
     with _lock:
         if _server is None:
             return False
         server = _stop_locked()
     if server.thread is not None and server.thread is not threading.current_thread():
-        server.thread.join(10.0)
+        server.thread.join(60.0)
     return True
 
 
