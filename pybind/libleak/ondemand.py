@@ -56,7 +56,7 @@ import time
 
 from libleak import _libleak
 
-__all__ = ["install", "uninstall", "installed_signal", "dump", "signal_number"]
+__all__ = ["install", "uninstall", "installed_signal", "dump", "dumps_written", "signal_number"]
 
 # The signals faults.enable() owns, and the ones that cannot be caught.
 _REFUSED = ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGFPE", "SIGABRT", "SIGBUS", "SIGILL")
@@ -91,6 +91,10 @@ class _Server:
 _lock = threading.Lock()
 _server = None
 _fork_hook_registered = False
+
+# How many dumps the signal thread finished in this process (reset in a forked child).  Written by
+# that thread only.
+_dumps_written = 0
 
 
 def signal_number(value):
@@ -212,11 +216,18 @@ def installed_signal():
     return None if server is None else server.signum
 
 
+def dumps_written():
+    """How many dumps the signal has written in this process so far (a dump that failed in part
+    counts too): a program can wait for the dump it asked for with ``os.kill``."""
+    return _dumps_written
+
+
 def _after_fork_in_child():
     """The child of a fork has no dump thread and shares the parent's pipe: it gets its own pipe
     and thread, so its dumps are its own, named with its own PID."""
-    global _lock, _server
+    global _lock, _server, _dumps_written
     _lock = threading.Lock()
+    _dumps_written = 0
     parent = _server
     if parent is None:
         return
@@ -245,6 +256,7 @@ def _report(line):
 def _serve(server):
     """The dump thread: waits for the signal's byte (the stacks are written by the wait, before
     the GIL is taken), writes the rest of the dump, again and again until the write end closes."""
+    global _dumps_written
     try:
         while True:
             try:
@@ -262,6 +274,7 @@ def _serve(server):
                 _write_rest(stem, stacks_errno)
             except Exception as error:  # a dump must never end the thread
                 _report("libleak: on-demand dump %s-* failed: %s" % (stem, error))
+            _dumps_written += 1
     finally:
         try:
             os.close(server.read_fd)

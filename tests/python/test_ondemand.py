@@ -421,3 +421,17 @@ def test_docstring_examples_run(python):
     assert result.returncode == 0, result.stderr
     failed, attempted = map(int, result.stdout.split())
     assert failed == 0 and attempted >= 4, result.stdout
+
+
+def test_the_example_server_dumps_its_pending_requests(tmp_path):
+    srcdir = os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBLEAK_") or k in ("LIBLEAK_SRCDIR", "LIBLEAK_BUILDDIR")}
+    result = subprocess.run([sys.executable, os.path.join(srcdir, "examples", "ondemand_server.py"), "--once"],
+                            cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=DEADLINE)
+    assert result.returncode == 0, result.stderr
+    assert "libleak: dump of process" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    (tasks,) = [name for name in os.listdir(str(tmp_path)) if name.endswith("-tasks.txt")]
+    text = read(str(tmp_path / tasks))
+    assert text.count(" in slow_lookup\n") == 3, text
+    assert text.count(" in handle\n") == 3, text
