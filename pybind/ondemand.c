@@ -106,24 +106,36 @@ static PyObject *stacks_result(const char *directory, int stem_error, const char
   return Py_BuildValue("(O&i)", PyUnicode_DecodeFSDefault, stem, stacks_error);
 }
 
-/* The read end the dump thread is blocked on, without the GIL, now (-1: none).  Set by
- * ondemand_wait once the GIL is released; read by ondemand_wait_started.  An atomic int, so no
- * lock is held across fork. */
+/* The read end the dump thread is blocked on, without the GIL, now (-1: none), and how many times
+ * a thread entered that wait.  Set by ondemand_wait once the GIL is released; read by
+ * ondemand_wait_started.  Atomic ints, so no lock is held across fork. */
 static int waiting_fd = -1;
+static unsigned long wait_entries;
 
-/* ondemand_wait_started(read_fd, timeout) -> bool: waits (without the GIL, up to `timeout`
- * seconds, checking every millisecond) until the dump thread waits on `read_fd` with the GIL
- * released.  install() calls it before returning: a thread that has not reached its wait yet
- * needs the GIL to get there, and a program that then keeps the GIL in C for good (a runaway
- * regular expression, a C loop) would leave it stuck with the signal's byte unread. */
+/* ondemand_wait_entries() -> int: how many times a thread entered its wait so far. */
+static PyObject *ondemand_wait_entries(PyObject *self, PyObject *unused) {
+  return PyLong_FromUnsignedLong(__atomic_load_n(&wait_entries, __ATOMIC_ACQUIRE));
+}
+
+/* ondemand_wait_started(read_fd, entries_before, timeout) -> bool: waits (without the GIL, up to
+ * `timeout` seconds, checking every millisecond) until a thread entered its wait on `read_fd`, with
+ * the GIL released, since ondemand_wait_entries() returned `entries_before`.  install() calls it
+ * before returning: a thread that has not reached its wait yet needs the GIL to get there, and a
+ * program that then keeps the GIL in C for good (a runaway regular expression, a C loop) would
+ * leave it stuck with the signal's byte unread; and after a change of directory, the thread must
+ * wait again with the new one before a signal comes. */
 static PyObject *ondemand_wait_started(PyObject *self, PyObject *args) {
   int fd;
+  unsigned long before;
   double timeout;
-  if (!PyArg_ParseTuple(args, "id:ondemand_wait_started", &fd, &timeout)) return NULL;
+  if (!PyArg_ParseTuple(args, "ikd:ondemand_wait_started", &fd, &before, &timeout)) return NULL;
   int started;
   Py_BEGIN_ALLOW_THREADS
   long checks = timeout > 0 ? (long)(timeout * 1000.0) : 0;
-  while (!(started = __atomic_load_n(&waiting_fd, __ATOMIC_ACQUIRE) == fd) && checks-- > 0) {
+  for (;;) {
+    started = __atomic_load_n(&waiting_fd, __ATOMIC_ACQUIRE) == fd &&
+              __atomic_load_n(&wait_entries, __ATOMIC_ACQUIRE) != before;
+    if (started || checks-- <= 0) break;
     struct timespec millisecond = {0, 1000000};
     nanosleep(&millisecond, NULL);
   }
@@ -131,12 +143,13 @@ static PyObject *ondemand_wait_started(PyObject *self, PyObject *args) {
   return PyBool_FromLong(started);
 }
 
-/* ondemand_wait(read_fd, directory) -> None or (stem, stacks_errno): blocks, without the GIL,
- * until the signal's byte arrives on `read_fd`; then writes the stacks file, still without the
- * GIL (the stacks show what every thread was doing, the one that may hold the GIL included), and
- * returns the stem the other files of this dump are named after, with 0 or the errno value of a
- * failed stacks file.  None when the write end was closed: the thread should end.  OSError when
- * read fails or the stem cannot be made. */
+/* ondemand_wait(read_fd, directory) -> None, False or (stem, stacks_errno): blocks, without the
+ * GIL, until bytes arrive on `read_fd`.  For the signal's byte, it writes the stacks file, still
+ * without the GIL (the stacks show what every thread was doing, the one that may hold the GIL
+ * included), and returns the stem the other files of this dump are named after, with 0 or the
+ * errno value of a failed stacks file.  False when only other bytes came (the directory changed:
+ * wait again with the new one); None when the write end was closed: the thread should end.
+ * OSError when read fails or the stem cannot be made. */
 static PyObject *ondemand_wait(PyObject *self, PyObject *args) {
   int fd;
   PyObject *directory_bytes;
@@ -146,15 +159,18 @@ static PyObject *ondemand_wait(PyObject *self, PyObject *args) {
   int rc, stem_error = 0, stacks_error = 0;
   Py_BEGIN_ALLOW_THREADS
   __atomic_store_n(&waiting_fd, fd, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&wait_entries, 1, __ATOMIC_ACQ_REL);
   rc = leak__wakeup_wait(fd);
   __atomic_store_n(&waiting_fd, -1, __ATOMIC_RELEASE);
-  if (rc == 1) stem_error = stacks_now(directory, stem, sizeof stem, &stacks_error);
+  if (rc == LEAK_WAKEUP_SIGNALLED) stem_error = stacks_now(directory, stem, sizeof stem, &stacks_error);
   Py_END_ALLOW_THREADS
   PyObject *result;
   if (rc < 0)
     result = leak__py_raise(rc, "ondemand_wait");
-  else if (rc == 0)
+  else if (rc == LEAK_WAKEUP_CLOSED)
     result = Py_NewRef(Py_None);
+  else if (rc == LEAK_WAKEUP_OTHER)
+    result = Py_NewRef(Py_False);
   else
     result = stacks_result(directory, stem_error, stem, stacks_error);
   Py_DECREF(directory_bytes);
@@ -184,8 +200,10 @@ static PyMethodDef ondemand_methods[] = {
     {"ondemand_signal", ondemand_signal, METH_NOARGS, "ondemand_signal() -> the installed signal or 0."},
     {"ondemand_wait", ondemand_wait, METH_VARARGS,
      "ondemand_wait(read_fd, directory) -> None or (stem, stacks_errno): waits for the signal, writes the stacks."},
+    {"ondemand_wait_entries", ondemand_wait_entries, METH_NOARGS,
+     "ondemand_wait_entries() -> int: how many times a dump thread entered its wait."},
     {"ondemand_wait_started", ondemand_wait_started, METH_VARARGS,
-     "ondemand_wait_started(read_fd, timeout) -> bool: the dump thread waits on read_fd without the GIL."},
+     "ondemand_wait_started(read_fd, entries_before, timeout) -> bool: a dump thread waits on read_fd anew."},
     {"ondemand_write_stacks", ondemand_write_stacks, METH_VARARGS,
      "ondemand_write_stacks(directory) -> (stem, stacks_errno): a dump's stacks file now."},
     {NULL, NULL, 0, NULL},

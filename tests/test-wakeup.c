@@ -30,11 +30,11 @@ TEST(wakeup_signal_writes_one_byte_and_keeps_errno) {
   errno = ERANGE;
   raise(SIGUSR2);
   ASSERT_EQ(errno, ERANGE);
-  ASSERT_EQ(leak__wakeup_wait(fds[0]), 1);
+  ASSERT_EQ(leak__wakeup_wait(fds[0]), LEAK_WAKEUP_SIGNALLED);
   /* Two signals before the reader wakes are one wake-up. */
   raise(SIGUSR2);
   raise(SIGUSR2);
-  ASSERT_EQ(leak__wakeup_wait(fds[0]), 1);
+  ASSERT_EQ(leak__wakeup_wait(fds[0]), LEAK_WAKEUP_SIGNALLED);
   ASSERT_EQ(leak__wakeup_uninstall(), 1);
   close(fds[0]);
   close(fds[1]);
@@ -51,7 +51,7 @@ TEST(wakeup_full_pipe_never_blocks_the_handler) {
   }
   ASSERT_EQ(errno, EAGAIN);
   raise(SIGUSR2); /* would hang here if the handler blocked */
-  ASSERT_EQ(leak__wakeup_wait(fds[0]), 0); /* only filler in the first read */
+  ASSERT_EQ(leak__wakeup_wait(fds[0]), LEAK_WAKEUP_OTHER); /* only filler in the first read */
   ASSERT_EQ(leak__wakeup_uninstall(), 1);
   close(fds[0]);
   close(fds[1]);
@@ -65,14 +65,14 @@ TEST(wakeup_chains_and_uninstall_restores) {
   ASSERT_EQ(leak__wakeup_install(SIGUSR1, fds[1]), 0);
   raise(SIGUSR1);
   ASSERT_EQ(previous_ran, 1);
-  ASSERT_EQ(leak__wakeup_wait(fds[0]), 1);
+  ASSERT_EQ(leak__wakeup_wait(fds[0]), LEAK_WAKEUP_SIGNALLED);
   /* Another signal while one is installed is refused; the same one only moves the descriptor. */
   ASSERT_EQ(leak__wakeup_install(SIGUSR2, fds[1]), LEAK_EBUSY);
   int other[2];
   wake_pipe(other);
   ASSERT_EQ(leak__wakeup_set_fd(other[1]), 0);
   raise(SIGUSR1);
-  ASSERT_EQ(leak__wakeup_wait(other[0]), 1);
+  ASSERT_EQ(leak__wakeup_wait(other[0]), LEAK_WAKEUP_SIGNALLED);
   ASSERT_EQ(previous_ran, 2);
   ASSERT_EQ(leak__wakeup_uninstall(), 1);
   ASSERT_EQ(leak__wakeup_uninstall(), 0);
@@ -85,7 +85,7 @@ TEST(wakeup_chains_and_uninstall_restores) {
   ASSERT_EQ(previous_ran, 3);
   /* Closing the write end tells the waiter to stop. */
   close(other[1]);
-  ASSERT_EQ(leak__wakeup_wait(other[0]), 0);
+  ASSERT_EQ(leak__wakeup_wait(other[0]), LEAK_WAKEUP_CLOSED);
   close(other[0]);
   close(fds[0]);
   close(fds[1]);

@@ -24,6 +24,14 @@ static struct sigaction previous_action;
 /* Serialises install, set_fd and uninstall.  Never taken by the handler. */
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A fork while another thread holds install_lock would leave it locked for good in the child, whose
+ * first act is to point the handler at its own pipe: fork handlers hold it across fork, registered
+ * once (pthread_once protects atfork_once). */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void lock_for_fork(void) { pthread_mutex_lock(&install_lock); }
+static void unlock_after_fork(void) { pthread_mutex_unlock(&install_lock); }
+static void register_fork_handlers(void) { pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork); }
+
 /* Signal handler: one byte to the pipe, then the handler that was there before.  Async-signal-safe:
  * write(2) only (a full pipe refuses the byte at once, as the descriptor is non-blocking: a wake-up
  * is pending then anyway), errno kept for the code the signal interrupted. */
@@ -65,6 +73,7 @@ static int wakeup_signal_allowed(int signum) {
 int leak__wakeup_install(int signum, int fd) {
   if (!wakeup_signal_allowed(signum)) return LEAK_EINVAL;
   if (fd < 0) return LEAK_EBADF;
+  pthread_once(&atfork_once, register_fork_handlers);
   int rc = 0;
   pthread_mutex_lock(&install_lock);
   if (wake_signum == signum) {
@@ -125,7 +134,7 @@ int leak__wakeup_wait(int fd) {
     ssize_t got = read(fd, bytes, sizeof bytes);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return errno == EBADF ? LEAK_EBADF : LEAK_EIO;
-    if (got == 0) return 0;
-    return memchr(bytes, LEAK_WAKEUP_SIGNAL_BYTE, (size_t)got) != NULL;
+    if (got == 0) return LEAK_WAKEUP_CLOSED;
+    return memchr(bytes, LEAK_WAKEUP_SIGNAL_BYTE, (size_t)got) != NULL ? LEAK_WAKEUP_SIGNALLED : LEAK_WAKEUP_OTHER;
   }
 }

@@ -35,10 +35,14 @@ int leak__wakeup_uninstall(void);
 int leak__wakeup_signal(void);
 
 /* Blocks until bytes arrive on `fd` (the read end of the pipe), retrying on EINTR, and reads what
- * is there.  Returns 1 when a LEAK_WAKEUP_SIGNAL_BYTE was among them (several signals that
- * arrived together are one wake-up), 0 when the write end was closed (the owner's way of stopping
- * the waiting thread: uninstall, then close the write end) or only other bytes came, LEAK_EBADF or
- * LEAK_EIO when read fails.  Call it without holding the GIL. */
+ * is there.  Returns LEAK_WAKEUP_SIGNALLED when a LEAK_WAKEUP_SIGNAL_BYTE was among them (several
+ * signals that arrived together are one wake-up), LEAK_WAKEUP_OTHER when only other bytes came (the
+ * owner's way of making the waiting thread look at its settings again), LEAK_WAKEUP_CLOSED when the
+ * write end was closed (the owner's way of stopping it: uninstall, then close the write end), and
+ * LEAK_EBADF or LEAK_EIO when read fails.  Call it without holding the GIL. */
+#define LEAK_WAKEUP_CLOSED 0
+#define LEAK_WAKEUP_SIGNALLED 1
+#define LEAK_WAKEUP_OTHER 2
 int leak__wakeup_wait(int fd);
 
 #endif

@@ -45,6 +45,7 @@ Example::
 """
 
 import atexit
+import errno
 import gc
 import json
 import linecache
@@ -81,9 +82,10 @@ class _Server:
     def start_thread(self):
         """Starts the dump thread and waits until it waits on the pipe without the GIL (up to 10 s,
         then goes on anyway): until then it needs the GIL, which the program may never give back."""
+        entries = _libleak.ondemand_wait_entries()
         self.thread = threading.Thread(target=_serve, args=(self,), name="libleak-ondemand", daemon=True)
         self.thread.start()
-        _libleak.ondemand_wait_started(self.read_fd, 10.0)
+        _libleak.ondemand_wait_started(self.read_fd, entries, 10.0)
 
 
 # The installed server, or None.  Protected by _lock (replaced by a new lock in a forked child,
@@ -169,6 +171,12 @@ def install(signum=signal.SIGUSR2, directory=None):
     with _lock:
         if _server is not None and _server.signum == signum:
             _server.directory = directory
+            entries = _libleak.ondemand_wait_entries()
+            try:
+                os.write(_server.write_fd, b"D")  # the thread waits again, with the new directory
+            except BlockingIOError:
+                return  # the pipe is full of signals' bytes: a dump comes anyway
+            _libleak.ondemand_wait_started(_server.read_fd, entries, 10.0)
             return
         if _server is not None:
             _stop_locked()
@@ -263,12 +271,14 @@ def _serve(server):
                 woke = _libleak.ondemand_wait(server.read_fd, server.directory)
             except OSError as error:
                 _report("libleak: on-demand dump failed: %s" % error)
-                if error.errno == 9:  # EBADF: the pipe is gone (closed by a fork or by someone else)
+                if error.errno == errno.EBADF:  # the pipe is gone (closed by someone else)
                     return
                 time.sleep(1.0)
                 continue
             if woke is None:
                 return
+            if woke is False:  # install() changed the directory
+                continue
             stem, stacks_errno = woke
             try:
                 _write_rest(stem, stacks_errno)

@@ -435,3 +435,18 @@ def test_the_example_server_dumps_its_pending_requests(tmp_path):
     text = read(str(tmp_path / tasks))
     assert text.count(" in slow_lookup\n") == 3, text
     assert text.count(" in handle\n") == 3, text
+
+
+def test_installing_again_moves_the_directory(tmp_path, python):
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = python("""
+        import os, signal, time, libleak.ondemand as o
+        o.install("USR1", %r)
+        o.install("USR1", %r)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        while o.dumps_written() == 0:
+            time.sleep(0.01)
+        print(len(os.listdir(%r)), sorted(name.rsplit("-", 1)[1] for name in os.listdir(%r)))
+    """ % (str(first), str(second), str(first), str(second)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 ['census.json', 'stacks.txt']", result.stdout + result.stderr
