@@ -20,7 +20,8 @@ How it works, and why it is safe in a server:
   loop) goes on undisturbed.
 - A daemon thread, ``libleak-ondemand``, waits on the pipe.  It writes the stacks first, without
   taking the GIL, so they show what every thread (the main one included) was doing, even when a
-  thread holds the GIL in C code and never lets go.  Then it takes the GIL and writes the rest.
+  thread holds the GIL in C code and never lets go.  Then it takes the GIL and writes the rest
+  (in that case the rest of the dump, and the next dumps, wait for the GIL).
 - The asyncio tasks file lists every running event loop of any thread (found in the heap, as
   asyncio keeps no list of them) and, for each pending task, its name, its coroutine chain from
   the outermost coroutine to the innermost, one ``File "...", line N in function`` line and the

@@ -55,6 +55,20 @@ class Child:
             if line.startswith("libleak: dump of process"):
                 return line.strip()
 
+    def stacks_showing(self, needle, pid=None, attempts=100):
+        """Signals the child (or process `pid`) until a dump's stacks contain `needle` (it may still
+        be a line short of the call it was about to make when it said it was ready); returns those
+        stacks."""
+        for _ in range(attempts):
+            self.kill(pid=pid)
+            line = self.wait_for_dump_line()
+            assert "dump of process %d " % (pid or self.process.pid) in line, line
+            stem = re.search(r"written to (.*)-\{", line).group(1)
+            stacks = read(stem + "-stacks.txt")
+            if needle in stacks:
+                return stacks
+        raise AssertionError("%d dumps, none showing %r; the last:\n%s" % (attempts, needle, stacks))
+
     def wait_for_file(self, suffix, pid=None):
         """The path of the first dump file with `suffix` (a complete file: it is renamed into place)."""
         deadline = time.monotonic() + DEADLINE
@@ -92,6 +106,13 @@ def child(tmp_path):
             c.finish()
 
 
+def cpu_ticks(pid):
+    """User plus system CPU time of a process so far, in clock ticks (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def read(path):
     with open(path) as stream:
         return stream.read()
@@ -127,7 +148,7 @@ nap()
     pid = c.process.pid
     assert "libleak: dump of process %d written to %s/libleak-%d-" % (pid, c.dumps, pid) in line
     assert "{stacks.txt,census.json}" in line  # no asyncio, no tracer: no such files
-    stacks = read(c.wait_for_file("-stacks.txt"))
+    stacks = c.stacks_showing('program.py", line %d in nap' % c.line_number("SLEEP"))
     main = thread_block(stacks, r"Thread 0x[0-9a-f]+ \(most recent call first\):\n.*line %d in nap" % c.line_number("SLEEP"))
     assert 'program.py", line %d in nap' % c.line_number("SLEEP") in main
     assert re.search(r"^Current thread 0x[0-9a-f]{16} \(most recent call first\):\n.*in _serve", stacks, re.M)
@@ -150,7 +171,7 @@ spin()
     assert c.read_stdout_line() == "ready"
     c.kill()
     c.wait_for_dump_line()
-    stacks = read(c.wait_for_file("-stacks.txt"))
+    stacks = c.stacks_showing(" in spin\n")
     lines = (c.line_number("LOOP"), c.line_number("SPIN"))
     assert re.search(r'program.py", line (%d|%d) in spin' % lines, stacks), stacks
     census = json.loads(read(c.wait_for_file("-census.json")))
@@ -174,9 +195,16 @@ def stuck():
 stuck()
 """)
     assert c.read_stdout_line() == "ready"
+    needle = 'program.py", line %d in stuck' % c.line_number("STUCK")
+    # Signal once the regular expression surely runs (the child burns CPU in it, and only there):
+    # a dump that started before would be stuck itself, waiting for the GIL after its stacks.
+    burned = cpu_ticks(c.process.pid)
+    deadline = time.monotonic() + DEADLINE
+    while cpu_ticks(c.process.pid) < burned + 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
     c.kill()
     stacks = read(c.wait_for_file("-stacks.txt"))
-    assert 'program.py", line %d in stuck' % c.line_number("STUCK") in stacks, stacks
+    assert needle in stacks, stacks
     c.finish()
 
 
@@ -193,10 +221,7 @@ def serve():
 serve()
 """)
     port = int(c.read_stdout_line())
-    c.kill()
-    c.wait_for_dump_line()
-    stacks = read(c.wait_for_file("-stacks.txt"))
-    assert 'program.py", line %d in serve' % c.line_number("ACCEPT") in stacks
+    c.stacks_showing('program.py", line %d in serve' % c.line_number("ACCEPT"))
     import socket
 
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as client:
@@ -214,6 +239,7 @@ def wait_for_input():
 wait_for_input()
 """)
     assert c.read_stdout_line() == "ready"
+    c.stacks_showing('program.py", line %d in wait_for_input' % c.line_number("READ"))
     for _ in range(3):
         c.kill()
         c.wait_for_dump_line()
@@ -316,7 +342,7 @@ def test_fork_workers_write_their_own_dumps(child):
     c = child(PRELUDE + """
 import time
 def worker():
-    print(os.getpid(), flush=True)
+    os.write(1, b"%d\\n" % os.getpid())  # one write: the two workers' lines never interleave
     time.sleep(3600)  # WORKER
 
 pids = []
@@ -335,11 +361,8 @@ for pid in pids:
     workers = [int(c.read_stdout_line()) for _ in range(2)]
     assert len(workers) == 2
     for pid in workers:
-        c.kill(pid=pid)
-        line = c.wait_for_dump_line()
-        assert "libleak: dump of process %d written to" % pid in line
-        stacks = read(c.wait_for_file("-stacks.txt", pid=pid))
-        assert 'program.py", line %d in worker' % c.line_number("WORKER") in stacks
+        stacks = c.stacks_showing('program.py", line %d in worker' % c.line_number("WORKER"), pid=pid)
+        assert "(most recent call first)" in stacks
     names = os.listdir(str(c.dumps))
     pids = {int(name.split("-")[1]) for name in names}
     assert pids == set(workers), names  # the parent wrote nothing: it was not signalled
