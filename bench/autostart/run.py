@@ -7,7 +7,7 @@ Startup: `python -c pass` with a user site holding libleak.pth against the same 
 (libleak imported, the dump thread started) against PYTHONFAULTHANDLER=1, the peer's way of
 asking for stack dumps at start.  Runs are interleaved and the medians compared, as ratios.
 
-Dump: one libleak.ondemand.dump() (stacks, census) of a process holding 200,000 small objects,
+Dump: one libleak.ondemand.dump() (stacks, census) of a process holding 100,000 small lists,
 against the peer's pieces of the same job: faulthandler.dump_traceback plus a gc.get_objects()
 count by type (what objgraph's typestats does).
 """
