@@ -49,4 +49,7 @@ extern const leak__py_area leak__py_profile_area;
 /* The chains area: objgraph's reference chains and graph neighbours (pybind/chains.c). */
 extern const leak__py_area leak__py_chains_area;
 
+/* The on-demand area: the signal that wakes libleak.ondemand's dump thread (pybind/ondemand.c). */
+extern const leak__py_area leak__py_ondemand_area;
+
 #endif

@@ -47,6 +47,7 @@ static const leak__py_area *const areas[] = {
     &leak__py_classtrack_area,
     &leak__py_profile_area,
     &leak__py_chains_area,
+    &leak__py_ondemand_area,
     NULL,
 };
 

@@ -9,6 +9,8 @@ The everyday names live here; each capability has its own module:
 - ``libleak.refs``: why an object is alive (``why_alive``): labelled paths from classified roots.
 - ``libleak.classtracker``, ``libleak.asizeof``: pympler's ClassTracker and asizeof, in C.
 - ``libleak.sampler``: a CPU sampler of every thread; profiles as pprof, speedscope, SVG flame graphs.
+- ``libleak.ondemand``: ``kill -USR2`` writes a server's stacks, asyncio tasks, snapshot and census;
+  ``libleak.autostart`` starts it (and the tracer, and faults) from ``LIBLEAK_*`` variables.
 
 Example::
 

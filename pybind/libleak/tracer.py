@@ -32,7 +32,7 @@ Example::
 
 Setting ``LIBLEAK_TRACE=N`` in the environment starts tracing with ``N`` frames when the
 interpreter starts (like ``PYTHONTRACEMALLOC``); ``LIBLEAK_SAMPLE_BYTES=R`` as well makes it
-sampled.  This goes through the ``libleak-trace.pth`` file installed next to the package, which
+sampled.  This goes through the ``libleak.pth`` file installed next to the package, which
 does nothing (and imports nothing) when ``LIBLEAK_TRACE`` is unset or empty.
 
 What is traced: every block of Python's allocators (domain 0), and the buffers that C extensions
@@ -914,7 +914,7 @@ def _snapshot_from_bytes(data):
 def _start_from_environment(environ=None):
     """Starts tracing as ``LIBLEAK_TRACE=N`` (and optionally ``LIBLEAK_SAMPLE_BYTES=R``) ask.
 
-    Run at interpreter start by the ``libleak-trace.pth`` file installed next to the package; that
+    Run at interpreter start by the ``libleak.pth`` file installed next to the package; that
     file imports libleak only when ``LIBLEAK_TRACE`` is set.  A value that is not a positive
     integer is reported on stderr and ignored, so a typo never stops the program.
     """

@@ -449,8 +449,8 @@ def pth_site(tmp_path):
     version = "python%d.%d" % sys.version_info[:2]
     site_dir = tmp_path / "lib" / version / "site-packages"
     site_dir.mkdir(parents=True)
-    src = os.path.join(os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")), "pybind", "libleak-trace.pth")
-    site_dir.joinpath("libleak-trace.pth").write_text(open(src).read())
+    src = os.path.join(os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")), "pybind", "libleak.pth")
+    site_dir.joinpath("libleak.pth").write_text(open(src).read())
     return {"PYTHONUSERBASE": str(tmp_path), "PYTHONNOUSERSITE": ""}
 
 
