@@ -36,6 +36,16 @@ def registry():
     return LazyRegistry()
 
 
+@pytest.fixture(scope="session")
+def session_list():
+    return []
+
+
+@pytest.fixture
+def function_list():
+    return []
+
+
 # A minimal runner for coroutine tests, as pytest-asyncio or anyio's plugin would be: the gate runs
 # a test's call again through whatever plugin runs it.
 @pytest.hookimpl(tryfirst=True)
@@ -123,6 +133,14 @@ def test_fixture_fills_a_cache_at_setup(warm_cache, module_cache):
 
 def test_session_fixture_grows_on_first_use(registry):
     assert len(registry.get("first")) == 200
+
+
+def test_appends_to_a_function_scoped_fixture(function_list):
+    function_list.append(Payload())  # torn down after the test: not a leak
+
+
+def test_appends_to_a_session_scoped_fixture(session_list):
+    session_list.append(Payload())  # kept for the whole session: a leak
 
 
 def test_fails_on_its_own():
@@ -214,8 +232,9 @@ def test_zz_call_counts():
 '''.replace("RUNS_EXPECTED", str(1 + WARMUP + RUNS))
 
 LEAKING = ["test_list_global", "test_dict_cache", "test_closure_in_hook_list", "test_parametrized[True]",
-           "test_async_leak", "test_ignoring_another_type_still_fails"]
+           "test_async_leak", "test_ignoring_another_type_still_fails", "test_appends_to_a_session_scoped_fixture"]
 CLEAN = ["test_clean", "test_fixture_fills_a_cache_at_setup", "test_session_fixture_grows_on_first_use",
+         "test_appends_to_a_function_scoped_fixture",
          "test_parametrized[False]", "test_async_clean", "test_logs_through_caplog", "test_logs_without_caplog",
          "test_prints", "test_prints_without_capsys", "test_warns", "test_tmp_path_and_monkeypatch",
          "test_ignored_by_name", "test_ignored_by_class", "test_not_checked", "test_zz_call_counts"]
@@ -374,7 +393,7 @@ def test_the_default_counts(pytester, monkeypatch):
     assert outcomes(result) == {"test_counted": "PASSED", "test_zz_counts": "PASSED"}
 
 
-@pytest.mark.parametrize("marker, error", [
+BAD_MARKERS = [
     ("leak_check(3)", "TypeError: leak_check marker takes keyword arguments only"),
     ("leak_check(runz=3)", "TypeError: leak_check marker: unknown argument runz"),
     ("leak_check(runs='3')", "TypeError: leak_check marker: runs must be an int, not str"),
@@ -382,18 +401,19 @@ def test_the_default_counts(pytester, monkeypatch):
     ("leak_check(warmup=-1)", "ValueError: leak_check marker: warmup must be at least 0, not -1"),
     ("leak_check(ignore_types=[3])", "TypeError: leak_check marker: ignore_types holds type names or classes, not int"),
     ("leak_check(ignore_types=3)", "TypeError: leak_check marker: ignore_types must be a list"),
-])
-def test_bad_marker_arguments_fail_the_test_before_it_runs(pytester, monkeypatch, marker, error):
-    pytester.makepyfile(test_bad='''
-        import pytest
+]
 
-        @pytest.mark.%s
-        def test_marked():
-            raise RuntimeError("the test body ran")
-    ''' % marker)
+
+def test_bad_marker_arguments_fail_the_test_before_it_runs(pytester, monkeypatch):
+    source = ["import pytest"]
+    for number, (marker, _) in enumerate(BAD_MARKERS):
+        source.append("@pytest.mark.%s\ndef test_marked_%d():\n    raise RuntimeError('the test body ran')\n"
+                      % (marker, number))
+    pytester.makepyfile(test_bad="\n\n".join(source))
     result = run_gate(pytester, monkeypatch)
-    assert outcomes(result) == {"test_marked": "FAILED"}
-    assert error in result.stdout.str()
+    assert outcomes(result) == {"test_marked_%d" % number: "FAILED" for number in range(len(BAD_MARKERS))}
+    for number, (_, error) in enumerate(BAD_MARKERS):
+        assert error in failure_section(result, "test_marked_%d" % number)
     assert "the test body ran" not in result.stdout.str()
 
 
