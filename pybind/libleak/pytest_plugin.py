@@ -31,6 +31,7 @@ own time.
 """
 
 import argparse
+import array
 import logging
 import os
 import time
@@ -213,8 +214,73 @@ def _judge(report, type_name, fixture_ids):
     return only_fixtures, first
 
 
+class _TracedGrowth:
+    """The traced bytes allocated outside libleak, the interpreter's caches and pytest, measured
+    before each measured run and after the last, for memory that grows while no object does (a C
+    extension or ctypes allocating and keeping).  The totals sit in an array of C integers and one
+    snapshot is kept from the first measurement on, so this bookkeeping adds no object per run
+    that the censuses between the runs would count."""
+
+    def __init__(self, warmup, runs):
+        self.warmup = warmup
+        self.runs = runs
+        self.calls = 0
+        self.totals = array.array("q", [0] * (runs + 1))
+        self.first = None
+        self.places = heap._noise_places()
+        self.folders = _pytest_folders()
+
+    def _ours(self, filename):
+        if heap._is_noise(filename, self.places):
+            return False
+        return filename.startswith("<") or not os.path.abspath(filename).startswith(self.folders)
+
+    def _total(self):
+        from libleak import tracer
+
+        snapshot = tracer.take_snapshot()
+        total = sum(stat.size for stat in snapshot.statistics("filename") if self._ours(stat.traceback[0].filename))
+        return snapshot, total
+
+    def before_call(self):
+        """Called before each rerun: the ones after the baseline census measure the previous run."""
+        index = self.calls - self.warmup
+        self.calls += 1
+        if 0 <= index < self.runs:
+            snapshot, self.totals[index] = self._total()
+            if index == 0:
+                self.first = snapshot
+
+    def finish(self):
+        """After the last run: ``(bytes per run, top growing lines)`` when the total grew on every
+        run, else None."""
+        if self.first is None:
+            return None
+        final, self.totals[self.runs] = self._total()
+        totals = list(self.totals)
+        if not heap._grows(totals, self.runs):
+            return None
+        lines = [diff for diff in final.compare_to(self.first, "lineno")
+                 if diff.size_diff > 0 and self._ours(diff.traceback[0].filename)][:5]
+        return heap._slope(totals), lines
+
+
 # Types past these many are blamed without looking at why their objects are alive (a heap walk each).
 _JUDGED_TYPES = 8
+
+
+def _native_text(item, settings, per_run, lines):
+    """The report of traced memory that grows while no type of object does."""
+    text = ["libleak: %s leaks: traced memory grows on every run (1 + %d warm-up runs, then %d measured) "
+            "by %s/run while no type of object grows: memory allocated outside Python objects "
+            "(a C extension, ctypes) and kept" % (item.name, settings.warmup, settings.runs,
+                                                   heap._format_size(int(round(per_run)), sign=True))]
+    if lines:
+        text.append("  allocation lines (growth over the measured runs):")
+        for diff in lines:
+            text.append("    %s: %s (%+d blocks)" % (diff.traceback[0], heap._format_size(diff.size_diff, sign=True),
+                                                      diff.count_diff))
+    return "\n".join(text)
 
 
 class LeakGate:
@@ -281,6 +347,8 @@ class LeakGate:
 
         def rerun():
             __tracebackhide__ = True
+            if traced is not None:
+                traced.before_call()
             started = time.perf_counter()
             try:
                 # Warnings were reported by the first run; pytest's recorder would keep one more
@@ -294,6 +362,7 @@ class LeakGate:
         started_tracer = self.trace and not tracer.is_tracing()
         if started_tracer:
             tracer.start(1)
+        traced = _TracedGrowth(settings.warmup, settings.runs) if tracer.is_tracing() else None
         started = time.perf_counter()
         try:
             try:
@@ -303,9 +372,15 @@ class LeakGate:
                 pytest.fail("libleak: %s passed its own run but failed when run again by the leak gate "
                             "(above): it is not repeatable; make it so or mark it "
                             "@pytest.mark.no_leak_check" % item.name)
+            else:
+                native = traced.finish() if traced is not None and not report.types else None
             finally:
+                traced = None
                 if started_tracer:
                     tracer.stop()
+            if native is not None:
+                self.leaked += 1
+                pytest.fail(_native_text(item, settings, *native), pytrace=False)
             kept = [row for row in report.types if row.type_name not in settings.ignore_types]
             blamed, retention = [], None
             fixture_ids = _function_fixture_ids(item) if kept else set()

@@ -59,6 +59,7 @@ def pytest_pyfunc_call(pyfuncitem):
 
 GATED = '''
 import asyncio
+import ctypes
 import logging
 import warnings
 
@@ -133,6 +134,21 @@ def test_fixture_fills_a_cache_at_setup(warm_cache, module_cache):
 
 def test_session_fixture_grows_on_first_use(registry):
     assert len(registry.get("first")) == 200
+
+
+PyMem_Malloc = ctypes.pythonapi.PyMem_Malloc
+PyMem_Malloc.restype = ctypes.c_void_p
+PyMem_Malloc.argtypes = [ctypes.c_size_t]
+PyMem_Free = ctypes.pythonapi.PyMem_Free
+PyMem_Free.argtypes = [ctypes.c_void_p]
+
+
+def test_native_memory_kept():
+    PyMem_Malloc(4096)  # never freed: no object grows, traced bytes do
+
+
+def test_native_memory_freed():
+    PyMem_Free(PyMem_Malloc(4096))
 
 
 def test_appends_to_a_function_scoped_fixture(function_list):
@@ -232,9 +248,10 @@ def test_zz_call_counts():
 '''.replace("RUNS_EXPECTED", str(1 + WARMUP + RUNS))
 
 LEAKING = ["test_list_global", "test_dict_cache", "test_closure_in_hook_list", "test_parametrized[True]",
-           "test_async_leak", "test_ignoring_another_type_still_fails", "test_appends_to_a_session_scoped_fixture"]
+           "test_async_leak", "test_ignoring_another_type_still_fails", "test_appends_to_a_session_scoped_fixture",
+           "test_native_memory_kept"]
 CLEAN = ["test_clean", "test_fixture_fills_a_cache_at_setup", "test_session_fixture_grows_on_first_use",
-         "test_appends_to_a_function_scoped_fixture",
+         "test_appends_to_a_function_scoped_fixture", "test_native_memory_freed",
          "test_parametrized[False]", "test_async_clean", "test_logs_through_caplog", "test_logs_without_caplog",
          "test_prints", "test_prints_without_capsys", "test_warns", "test_tmp_path_and_monkeypatch",
          "test_ignored_by_name", "test_ignored_by_class", "test_not_checked", "test_zz_call_counts"]
@@ -315,6 +332,14 @@ def test_a_test_that_fails_when_run_again_says_it_is_not_repeatable(traced):
     text = failure_section(traced, "test_not_repeatable")
     assert "assert 2 == 1" in text
     assert "not repeatable" in text and "no_leak_check" in text
+
+
+def test_traced_memory_that_grows_while_no_object_does_fails_with_its_line(traced):
+    text = failure_section(traced, "test_native_memory_kept")
+    assert "traced memory grows on every run" in text and "while no type of object grows" in text, text
+    assert re.search(r"by \+4\.0 KiB/run", text), text
+    line = GATED.lstrip("\n").splitlines().index("    PyMem_Malloc(4096)  # never freed: no object grows, traced bytes do") + 1
+    assert re.search(r"test_gated\.py:%d: \+12\.0 KiB \(\+3 blocks\)" % line, text), text
 
 
 def test_parametrized_and_async_tests_are_checked_one_by_one(traced):
