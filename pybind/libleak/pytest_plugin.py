@@ -214,6 +214,12 @@ def _judge(report, type_name, fixture_ids):
     return only_fixtures, first
 
 
+# Traced memory that grows while no object does is reported from this many bytes a run: below it,
+# the interpreter's own tables grow by a few bytes when code runs again (3.13's io.open keeps ~12
+# bytes a call with tmp_path and monkeypatch in use).
+_NATIVE_MIN_BYTES_PER_RUN = 1024
+
+
 class _TracedGrowth:
     """The traced bytes allocated outside libleak, the interpreter's caches and pytest, measured
     before each measured run and after the last, for memory that grows while no object does (a C
@@ -258,7 +264,7 @@ class _TracedGrowth:
             return None
         final, self.totals[self.runs] = self._total()
         totals = list(self.totals)
-        if not heap._grows(totals, self.runs):
+        if not heap._grows(totals, self.runs) or heap._slope(totals) < _NATIVE_MIN_BYTES_PER_RUN:
             return None
         lines = [diff for diff in final.compare_to(self.first, "lineno")
                  if diff.size_diff > 0 and self._ours(diff.traceback[0].filename)][:5]
