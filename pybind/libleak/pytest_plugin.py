@@ -5,29 +5,37 @@ with pip, which registers the plugin) runs the call phase of each test several t
 tests whose live objects grow on every run, with the growing types, the allocating lines (with
 ``--libleak-trace``) and one retention path of a leaked object::
 
-    libleak: test_handler leaks: its objects grow on every run (1 + 2 warm-up runs, then 5 measured)
-    leak_check(test_handler): 5 runs after 2 warm-up runs: 2 types and 0 allocation sites grow ...
-      type                     objects/run    bytes/run      count         size
-      app.Session                     +1.0        +48 B          7        336 B
-    why is a app.Session alive:
-      module app: SESSIONS -> list[6] -> Session (48 B)
+    libleak: test_list_global leaks: its objects grow on every run (1 + 2 warm-up runs, then 5 measured)
+    leak_check(test_list_global): 5 runs after 2 warm-up runs: 2 types and 2 allocation sites grow ...
+      type                objects/run    bytes/run      count         size
+      bytearray                  +1.0       +257 B          8      2.0 KiB
+      app.Payload                +1.0        +56 B          8        448 B
+      allocation sites:
+        /src/app.py:9: +257 B/run (+2.0 blocks/run), 1.8 KiB live
+        /src/test_app.py:16: +95 B/run (+2.2 blocks/run), 624 B live
+    why is a bytearray alive:
+      module app: RESULTS -> list[5] -> Payload.blob -> bytearray (257 B)
 
 How a test is checked: its fixtures are set up once, its call runs once as usual (a failure there is
 the test's own and is reported as such; nothing is run again), then ``warmup`` more times so caches
 that fill once are full, then ``runs`` times with a census of the heap after each
 (``libleak.heap.leak_check``).  A type that grows on (nearly) every measured run fails the test.
-What the fixtures made at setup is in every census alike, so fixtures' caches are not blamed on the
-test.  A test that passes its first run and fails when run again is not repeatable: it fails,
-saying so (mark it ``no_leak_check``).
+Not blamed on the test: what fixtures made at setup (in every census alike), what a fixture fills
+on first use (during the warm-up), what only the test's function-scoped fixtures hold (pytest tears
+them down after the test: monkeypatch's undo list grows with every setenv), what pytest's log and
+warning capture keep of the reruns.  With the tracer running, traced memory that grows by 1 KiB or
+more on every run while no type of object grows (a C extension or ctypes allocating and keeping)
+fails the test too.  A test that passes its first run and fails when run again is not repeatable:
+it fails, saying so (mark it ``no_leak_check``).
 
 Options: ``--libleak`` (check every test), ``--libleak-runs N`` (measured runs, default 5),
 ``--libleak-warmup N`` (extra warm-up runs, default 2), ``--libleak-trace`` (run ``libleak.tracer``
 during the checks, for allocation lines).  Markers: ``@pytest.mark.leak_check(runs=..., warmup=...,
 ignore_types=[...])`` checks a test even without ``--libleak`` and sets its own counts and the types
 not to blame (names as ``'module.Qualname'`` or classes); ``@pytest.mark.no_leak_check`` never
-checks it.  Only Python test functions are checked (not doctests or unittest.TestCase methods).
-The terminal summary says how many tests were checked and what the gate cost next to the tests'
-own time.
+checks it.  Only Python test functions are checked (coroutine tests through the plugin that runs
+them; not doctests or unittest.TestCase methods).  The terminal summary says how many tests were
+checked and what the gate cost next to the tests' own time.
 """
 
 import argparse
@@ -275,6 +283,25 @@ class _TracedGrowth:
 _JUDGED_TYPES = 8
 
 
+def _blame(report, item, settings):
+    """The growing types the test is blamed for: not those it ignores, nor those whose leaked
+    objects only its function-scoped fixtures hold; with the first retention path found among them,
+    as ``(type name, path text)`` or None."""
+    kept = [row for row in report.types if row.type_name not in settings.ignore_types]
+    blamed, retention = [], None
+    fixture_ids = _function_fixture_ids(item) if kept else set()
+    for rank, row in enumerate(kept):
+        if rank >= _JUDGED_TYPES:
+            blamed.append(row)
+            continue
+        only_fixtures, path = _judge(report, row.type_name, fixture_ids)
+        if not only_fixtures:
+            blamed.append(row)
+            if retention is None and path is not None:
+                retention = (row.type_name, path)
+    return blamed, retention
+
+
 def _native_text(item, settings, per_run, lines):
     """The report of traced memory that grows while no type of object does."""
     text = ["libleak: %s leaks: traced memory grows on every run (1 + %d warm-up runs, then %d measured) "
@@ -387,18 +414,7 @@ class LeakGate:
             if native is not None:
                 self.leaked += 1
                 pytest.fail(_native_text(item, settings, *native), pytrace=False)
-            kept = [row for row in report.types if row.type_name not in settings.ignore_types]
-            blamed, retention = [], None
-            fixture_ids = _function_fixture_ids(item) if kept else set()
-            for rank, row in enumerate(kept):
-                if rank >= _JUDGED_TYPES:
-                    blamed.append(row)
-                    continue
-                only_fixtures, path = _judge(report, row.type_name, fixture_ids)
-                if not only_fixtures:
-                    blamed.append(row)
-                    if retention is None and path is not None:
-                        retention = (row.type_name, path)
+            blamed, retention = _blame(report, item, settings)
             if not blamed:
                 return
             report.types = blamed
