@@ -2,8 +2,8 @@
 clean tests that look like leaks (fixtures' caches, logging, output and warning capture, async and
 parametrized tests), the markers, the options and their errors, and the summary."""
 
+import os
 import re
-import textwrap
 
 import pytest
 
@@ -452,3 +452,23 @@ def test_bad_options_are_usage_errors(pytester, monkeypatch, option, error):
     result = run_gate(pytester, monkeypatch, "--libleak", *option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert error in result.stderr.str()
+
+
+# The pytest11 entry point pip installs (pyproject.toml) must be named after the module: pytest's
+# `-p NAME` looks for an entry point called NAME first, so `-p libleak.pytest_plugin` then finds it
+# instead of registering the module a second time under another name, which pluggy refuses.
+ENTRY_POINT = "libleak.pytest_plugin = libleak.pytest_plugin"
+
+
+@pytest.mark.parametrize("arguments", [["--libleak"], ["-p", "libleak.pytest_plugin", "--libleak"]])
+def test_the_entry_point_alone_or_with_the_p_option(pytester, monkeypatch, arguments):
+    info = pytester.mkdir("site") / "libleak_entry-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: libleak-entry\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\n%s\n" % ENTRY_POINT)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(info.parent), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pytester.makepyfile(test_one="KEPT = []\n\n\ndef test_leaks():\n    KEPT.append(object())\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", *arguments, timeout=240)
+    assert outcomes(result) == {"test_leaks": "FAILED"}, result.stdout.str() + result.stderr.str()
+    assert "1 test checked: 1 leaked" in result.stdout.str()
