@@ -70,6 +70,15 @@ def _positive(name, value, smallest):
     return value
 
 
+def _check_suffix(output):
+    """An -o file whose suffix names no profile format fails before anything runs."""
+    if output:
+        try:
+            sampler._format_of(output)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
 def _top_text(rows, unit):
     """Profile.top rows as a short text table."""
     lines = ["%12s %12s  function (file:line)" % ("self " + unit, "total " + unit)]
@@ -219,8 +228,7 @@ class LeakMagics(Magics):
         """Samples the cell's stacks and shows its flame graph and its busiest functions."""
         args = parse_argstring(self.cpu_profile, line)
         top = _positive("--top", args.top, 1)
-        if args.output:
-            sampler._format_of(args.output)  # an unknown suffix fails before the cell runs
+        _check_suffix(args.output)
         run_cell = self._compile_cell(cell, "cpu_profile")
         try:
             session = sampler.Sampler(interval=args.interval, mode=args.mode)
@@ -240,8 +248,7 @@ class LeakMagics(Magics):
         top = _positive("--top", args.top, 1)
         if not tracer.is_tracing():
             raise UsageError("the tracer is not running: start it with libleak.tracer.start(10)")
-        if args.output:
-            sampler._format_of(args.output)
+        _check_suffix(args.output)
         gc.collect()
         profile = sampler.heap_profile(tracer.take_snapshot())
         self._show_profile(profile, top, "bytes", args.output)
