@@ -4,6 +4,9 @@ display methods of libleak's results (HTML well-formed as XML, SVG parsed as XML
 IPython at all."""
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -269,3 +272,16 @@ def test_retention_svg():
         parse_svg(retention.paths[0]._repr_svg_())
     finally:
         HOLDER.remove(held)
+
+
+SRCDIR = os.path.abspath(os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+@needs_ipython
+def test_notebook_example_runs(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(SRCDIR, "examples", "notebook_leak_check.py")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, cwd=str(tmp_path),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "__main__.Session" in done.stdout and "no leak: nothing grows" in done.stdout
+    assert "module __main__: SESSIONS -> list[" in done.stdout, done.stdout

@@ -291,3 +291,18 @@ def test_asgi_query_trigger(tmp_path):
     app = ASGIMiddleware(leaky_asgi, secret=SECRET, directory=tmp_path, trigger="query")
     sent = run_asgi(app, query=b"libleak_profile=correct+horse")
     assert len(asgi_files(sent)) == 4
+
+
+def test_wsgi_example_serves_a_profiled_request(tmp_path):
+    import subprocess
+    import sys
+
+    srcdir = os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+    done = subprocess.run([sys.executable, os.path.join(os.path.abspath(srcdir), "examples", "wsgi_profile.py"),
+                           "--self-test"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, cwd=str(tmp_path), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("hello from /users/7\n")
+    listed = [line.strip() for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert len(listed) == 4
+    assert sorted(os.listdir(str(tmp_path / "request-profiles"))) == sorted(listed)
