@@ -90,6 +90,8 @@ class _Session:
         self._sampler = None
         self._started_tracer = False
         self._done = False
+        self._clock = None
+        self.seconds = None
 
     def start(self):
         """Measures the heap before the request and starts the sampler (and the tracer if it does
@@ -110,6 +112,7 @@ class _Session:
         else:
             self._sampler = profiler
             self.files += [self.stem + ".cpu.svg", self.stem + ".cpu.pb.gz"]
+        self._clock = time.perf_counter()
 
     def header_value(self):
         return ", ".join(self.files)
@@ -121,6 +124,8 @@ class _Session:
         if self._done:
             return
         self._done = True
+        if self._clock is not None:
+            self.seconds = time.perf_counter() - self._clock
         try:
             profile = self._sampler.stop() if self._sampler is not None else None
             after = tracer.take_snapshot() if tracer.is_tracing() and write else None
@@ -138,7 +143,8 @@ class _Session:
             _profiling.release()
 
     def _head(self, what):
-        lines = ["%s for %s %s (%s, pid %d)" % (what, self.method, self.path, self.when, os.getpid())]
+        lines = ["%s for %s %s (%s, pid %d, %.1f ms)" % (what, self.method, self.path, self.when, os.getpid(),
+                                                          1000 * (self.seconds or 0.0))]
         lines += ["(%s)" % note for note in self.notes]
         return lines
 

@@ -6,6 +6,7 @@ called directly with wsgiref's test environ; ASGI apps run under asyncio.run."""
 import asyncio
 import gzip
 import os
+import re
 import xml.etree.ElementTree as ET
 from wsgiref.util import setup_testing_defaults
 
@@ -100,7 +101,8 @@ def test_profiled_wsgi_request_writes_the_files_it_names(tmp_path):
     by_suffix = {name.split("-GET-api_users.")[1]: tmp_path / name for name in names}
     assert set(by_suffix) == {"snapshot-diff.txt", "census-diff.txt", "cpu.svg", "cpu.pb.gz"}
     census = by_suffix["census-diff.txt"].read_text()
-    assert census.startswith("census diff for GET /api/users (")
+    assert re.match(r"census diff for GET /api/users \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, pid %d, \d+\.\d ms\)\n"
+                    % os.getpid(), census), census
     assert "%s.Leaked: count=50 (+50)" % __name__ in census, census
     snapshot = by_suffix["snapshot-diff.txt"].read_text()
     assert "the tracer was started for this request" in snapshot
