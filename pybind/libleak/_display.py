@@ -4,12 +4,13 @@ SVG flame graph of a profile.
 The result classes (``LeakReport``, ``CensusDiff``, ``Profile``) keep one short ``_repr_html_`` or
 ``_repr_svg_`` that calls in here, so the markup lives in one place and the classes stay about
 their data.  The tables are well-formed fragments with every value escaped, no script and no
-network access; the flame graph is the profile writer's own SVG, whose zoom and search script runs
-only where the frontend lets an inline SVG run scripts (it reads well without it).
+network access; the flame graph is the profile writer's SVG without its script (static: the
+interactive one is what ``Profile.write("x.svg")`` writes).
 """
 
 import html
 import os
+import re
 import tempfile
 
 from libleak.heap import _format_size as format_size
@@ -66,14 +67,23 @@ def census_diff_html(rows, caption=None):
                   cells)
 
 
+# The flame graph file's script (zoom, search) and the "Search" button it drives.  Its script
+# reads the SVG as the whole document: put inline into a page (the classic Notebook inserts SVG
+# output into its own HTML and runs scripts in it) it would measure the page and squash every
+# frame.  Without it the frames stay where the writer drew them, and tooltips still work.
+_SCRIPT = re.compile(r"<script\b.*?</script>\s*", re.S)
+_SEARCH = re.compile(r'<text id="search"[^>]*>[^<]*</text>\s*')
+
+
 def profile_svg(profile):
     """A ``Profile`` drawn as libleak's SVG flame graph (CPU samples, or live bytes for a heap
-    profile), as text.  The writer takes a file descriptor, so it writes into an anonymous
-    temporary file that is read back and closed."""
+    profile), as text, static (no script: see _SCRIPT).  The writer takes a file descriptor, so it
+    writes into an anonymous temporary file that is read back and closed."""
     from libleak import _libleak
     from libleak.sampler import _format_of
 
     with tempfile.TemporaryFile() as f:
         _libleak.profile_write(f.fileno(), _format_of("profile.svg"), *profile._raw())
         f.seek(0, os.SEEK_SET)
-        return f.read().decode("utf-8")
+        text = f.read().decode("utf-8")
+    return _SEARCH.sub("", _SCRIPT.sub("", text, count=1), count=1)

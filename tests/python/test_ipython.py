@@ -248,6 +248,11 @@ def test_profile_and_heap_profile_svg():
     root = parse_svg(sampler.Profile(raw)._repr_svg_())
     text = "".join(root.itertext())
     assert "CPU flame graph: 3 samples" in text and "work" in text
+    # Static: the file's script measures the document it is in, which inline in a notebook's page
+    # is the page; the frames keep the places and widths the writer gave them.
+    assert root.find(".//{http://www.w3.org/2000/svg}script") is None
+    widths = [float(rect.get("width")) for rect in root.iter("{http://www.w3.org/2000/svg}rect")]
+    assert len(widths) >= 4 and all(width > 0 for width in widths)
     started = not tracer.is_tracing()
     if started:
         tracer.start(1)
