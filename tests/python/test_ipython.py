@@ -43,12 +43,6 @@ print(json.dumps(records))
 """
 
 
-def run_cells(python, cells):
-    done = python(DRIVER, input=json.dumps(cells), timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def texts(record):
     """Everything a terminal would show for one cell."""
     return record["stdout"] + record["stderr"] + "".join(o.get("text/plain", "") + "\n" for o in record["outputs"])
@@ -68,11 +62,65 @@ def parse_html(text):
 LOAD = "%load_ext libleak"
 SETUP = "class Blob:\n    pass\nkeep = []"
 
+# What each test runs in the shell: one child interpreter runs them all, one after the other, in
+# one shell (each starts with %load_ext, which says it is loaded already after the first).
+SCENARIOS = {
+    'load_ext_registers_the_magics': [LOAD, "import json\nprint(json.dumps({k: sorted(v) for k, v in "
+                                       "get_ipython().magics_manager.magics.items()}))"],
+    'leaking_cell_is_reported_with_its_type_and_line': [
+        LOAD, SETUP,
+        "%%leak_check --runs 6 --warmup 1 --trace -o report\nkeep.append(Blob())\nkeep.append(bytes(1000))",
+        "import libleak.tracer\nprint(bool(report), type(report).__name__, libleak.tracer.is_tracing(), "
+        "[t.type_name for t in report.types])",
+    ],
+    'clean_cell_says_no_leak': [LOAD, SETUP, "%%leak_check --runs 5 --warmup 1\nlatest = [Blob() for _ in range(20)]"],
+    'why_option_names_the_holder': [LOAD, SETUP, "%%leak_check --runs 5 --warmup 1 --why\nkeep.append(Blob())"],
+    'tracer_already_running_is_left_running': [
+        LOAD, SETUP, "import libleak.tracer\nlibleak.tracer.start(1)",
+        "%%leak_check --runs 5 --warmup 1 --trace\nkeep.append(Blob())",
+        "print(libleak.tracer.is_tracing())\nlibleak.tracer.stop()",
+    ],
+    'bad_options_are_usage_errors': [
+        LOAD, "%%leak_check --runs 0\npass", "%%leak_check --bogus\npass", "%census_diff",
+        "%heap_profile", "%why_alive -n 0 keep", "%%cpu_profile -o out.txt\npass", "%%cpu_profile --interval -1\npass",
+    ],
+    'census_diff_after_a_baseline': [
+        LOAD, SETUP, "%census_baseline", "made = [Blob() for _ in range(500)]", "%census_diff -n 40",
+    ],
+    'why_alive_magic_shows_paths_and_a_picture': [LOAD, SETUP, "keep.append(Blob())", "%why_alive keep[0]"],
+    'cpu_profile_magic_shows_a_flame_graph': [
+        LOAD,
+        "def spin(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total",
+        "%%cpu_profile --top 5 -o {OUT}\nfor _ in range(40):\n    spin(100000)",
+    ],
+    'heap_profile_magic': [
+        LOAD, "import libleak.tracer\nlibleak.tracer.start(1)", "held = [bytes(5000) for _ in range(200)]",
+        "%heap_profile --top 3", "libleak.tracer.stop()",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def shell_runs(tmp_path_factory):
+    """The records of every scenario's cells (by scenario name), and "out", the file -o writes."""
+    if not HAVE_IPYTHON:
+        pytest.skip("IPython is not installed for this interpreter (scripts/deps installs it with pip)")
+    out = tmp_path_factory.mktemp("ipython") / "cell.collapsed"
+    cells = [cell.replace("{OUT}", str(out)) for scenario in SCENARIOS.values() for cell in scenario]
+    done = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(cells), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = {"out": out}
+    for name, scenario in SCENARIOS.items():
+        runs[name], records = records[:len(scenario)], records[len(scenario):]
+    return runs
+
+
 
 @needs_ipython
-def test_load_ext_registers_the_magics(python):
-    records = run_cells(python, [LOAD, "import json\nprint(json.dumps({k: sorted(v) for k, v in "
-                                       "get_ipython().magics_manager.magics.items()}))"])
+def test_load_ext_registers_the_magics(shell_runs):
+    records = shell_runs['load_ext_registers_the_magics']
     assert records[0]["success"], texts(records[0])
     magics = json.loads(records[1]["stdout"])
     assert {"leak_check", "cpu_profile"} <= set(magics["cell"])
@@ -80,13 +128,8 @@ def test_load_ext_registers_the_magics(python):
 
 
 @needs_ipython
-def test_leaking_cell_is_reported_with_its_type_and_line(python):
-    records = run_cells(python, [
-        LOAD, SETUP,
-        "%%leak_check --runs 6 --warmup 1 --trace -o report\nkeep.append(Blob())\nkeep.append(bytes(1000))",
-        "import libleak.tracer\nprint(bool(report), type(report).__name__, libleak.tracer.is_tracing(), "
-        "[t.type_name for t in report.types])",
-    ])
+def test_leaking_cell_is_reported_with_its_type_and_line(shell_runs):
+    records = shell_runs['leaking_cell_is_reported_with_its_type_and_line']
     leak = records[2]
     assert leak["success"], texts(leak)
     text = texts(leak)
@@ -105,8 +148,8 @@ def test_leaking_cell_is_reported_with_its_type_and_line(python):
 
 
 @needs_ipython
-def test_clean_cell_says_no_leak(python):
-    records = run_cells(python, [LOAD, SETUP, "%%leak_check --runs 5 --warmup 1\nlatest = [Blob() for _ in range(20)]"])
+def test_clean_cell_says_no_leak(shell_runs):
+    records = shell_runs['clean_cell_says_no_leak']
     record = records[2]
     assert record["success"], texts(record)
     assert texts(record).startswith("no leak: nothing grows over 5 runs after 1 warm-up runs"), texts(record)
@@ -114,30 +157,23 @@ def test_clean_cell_says_no_leak(python):
 
 
 @needs_ipython
-def test_why_option_names_the_holder(python):
-    records = run_cells(python, [LOAD, SETUP, "%%leak_check --runs 5 --warmup 1 --why\nkeep.append(Blob())"])
+def test_why_option_names_the_holder(shell_runs):
+    records = shell_runs['why_option_names_the_holder']
     text = texts(records[2])
     assert "why they are alive:" in text
     assert "__main__.Blob: module __main__: keep -> list[" in text, text
 
 
 @needs_ipython
-def test_tracer_already_running_is_left_running(python):
-    records = run_cells(python, [
-        LOAD, SETUP, "import libleak.tracer\nlibleak.tracer.start(1)",
-        "%%leak_check --runs 5 --warmup 1 --trace\nkeep.append(Blob())",
-        "print(libleak.tracer.is_tracing())\nlibleak.tracer.stop()",
-    ])
+def test_tracer_already_running_is_left_running(shell_runs):
+    records = shell_runs['tracer_already_running_is_left_running']
     assert "__main__.Blob" in texts(records[3])
     assert records[4]["stdout"].strip() == "True"
 
 
 @needs_ipython
-def test_bad_options_are_usage_errors(python):
-    records = run_cells(python, [
-        LOAD, "%%leak_check --runs 0\npass", "%%leak_check --bogus\npass", "%census_diff",
-        "%heap_profile", "%why_alive -n 0 keep", "%%cpu_profile -o out.txt\npass", "%%cpu_profile --interval -1\npass",
-    ])
+def test_bad_options_are_usage_errors(shell_runs):
+    records = shell_runs['bad_options_are_usage_errors']
     expected = ["--runs must be at least 1", "unrecognized arguments: --bogus", "run %census_baseline first",
                 "the tracer is not running", "--paths must be at least 1", "unknown profile suffix",
                 "interval must be > 0"]
@@ -146,10 +182,8 @@ def test_bad_options_are_usage_errors(python):
 
 
 @needs_ipython
-def test_census_diff_after_a_baseline(python):
-    records = run_cells(python, [
-        LOAD, SETUP, "%census_baseline", "made = [Blob() for _ in range(500)]", "%census_diff -n 40",
-    ])
+def test_census_diff_after_a_baseline(shell_runs):
+    records = shell_runs['census_diff_after_a_baseline']
     assert records[2]["stdout"].startswith("census baseline: ")
     diff = records[4]
     text = texts(diff)
@@ -160,8 +194,8 @@ def test_census_diff_after_a_baseline(python):
 
 
 @needs_ipython
-def test_why_alive_magic_shows_paths_and_a_picture(python):
-    records = run_cells(python, [LOAD, SETUP, "keep.append(Blob())", "%why_alive keep[0]"])
+def test_why_alive_magic_shows_paths_and_a_picture(shell_runs):
+    records = shell_runs['why_alive_magic_shows_paths_and_a_picture']
     record = records[3]
     assert record["success"], texts(record)
     bundle = record["outputs"][0]
@@ -172,13 +206,9 @@ def test_why_alive_magic_shows_paths_and_a_picture(python):
 
 
 @needs_ipython
-def test_cpu_profile_magic_shows_a_flame_graph(python, tmp_path):
-    out = tmp_path / "cell.collapsed"
-    records = run_cells(python, [
-        LOAD,
-        "def spin(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total",
-        "%%%%cpu_profile --top 5 -o %s\nfor _ in range(40):\n    spin(100000)" % out,
-    ])
+def test_cpu_profile_magic_shows_a_flame_graph(shell_runs):
+    out = shell_runs["out"]
+    records = shell_runs['cpu_profile_magic_shows_a_flame_graph']
     record = records[2]
     assert record["success"], texts(record)
     bundle = record["outputs"][0]
@@ -189,11 +219,8 @@ def test_cpu_profile_magic_shows_a_flame_graph(python, tmp_path):
 
 
 @needs_ipython
-def test_heap_profile_magic(python):
-    records = run_cells(python, [
-        LOAD, "import libleak.tracer\nlibleak.tracer.start(1)", "held = [bytes(5000) for _ in range(200)]",
-        "%heap_profile --top 3", "libleak.tracer.stop()",
-    ])
+def test_heap_profile_magic(shell_runs):
+    records = shell_runs['heap_profile_magic']
     bundle = records[3]["outputs"][0]
     assert "bytes" in bundle["text/plain"].splitlines()[0]
     root = parse_svg(bundle["image/svg+xml"])
