@@ -25,3 +25,11 @@ from libleak.refs import why_alive
 from libleak.tracer import take_snapshot
 
 __all__ = ["Error", "FormatError", "census", "leak_check", "take_snapshot", "why_alive", "__version__"]
+
+
+# ---- Jupyter: `%load_ext libleak` (the magics live in libleak.ipython, which needs IPython) ----
+def load_ipython_extension(ipython):
+    """Registers libleak's magics (%%leak_check, %why_alive, ...) on an IPython shell."""
+    from libleak.ipython import load_ipython_extension as load
+
+    load(ipython)

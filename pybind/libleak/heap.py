@@ -79,6 +79,12 @@ class CensusDiff:
     def __repr__(self):
         return "<CensusDiff %s count=%d (%+d) size=%d (%+d)>" % self._key()
 
+    def _repr_html_(self):
+        """Jupyter shows the row as a one-row table (libleak._display)."""
+        from libleak._display import census_diff_html
+
+        return census_diff_html([self])
+
     def __str__(self):
         return "%s: count=%d (%+d), size=%s (%s)" % (
             self.type_name,
@@ -305,6 +311,12 @@ class LeakReport:
 
     def __repr__(self):
         return "<LeakReport %s: %d types, %d sites>" % (self.func_name, len(self.types), len(self.sites))
+
+    def _repr_html_(self):
+        """Jupyter shows the report as tables (libleak._display)."""
+        from libleak._display import leak_report_html
+
+        return leak_report_html(self)
 
 
 def _slope(values):

@@ -154,6 +154,12 @@ class Profile:
             f.flush()
             _libleak.profile_write(f.fileno(), fmt, *self._raw())
 
+    def _repr_svg_(self):
+        """Jupyter shows the profile as its SVG flame graph (libleak._display)."""
+        from libleak._display import profile_svg
+
+        return profile_svg(self)
+
     @classmethod
     def load(cls, path):
         """Reads a profile that libleak wrote as ``.collapsed`` or ``.speedscope.json``.  Raises
