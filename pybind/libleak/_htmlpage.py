@@ -96,7 +96,7 @@ svg.chart.dim .series.hot circle { opacity: 1; }
 .toggle input { position: absolute; opacity: 0; }
 .toggle label { border: 1px solid var(--line); padding: 3px 12px; cursor: pointer; background: var(--soft); color: var(--muted); }
 .toggle label:first-of-type { border-radius: 6px 0 0 6px; } .toggle label:last-of-type { border-radius: 0 6px 6px 0; border-left: 0; }
-#by-size:checked ~ .toggle label[for=by-size], #by-count:checked ~ .toggle label[for=by-count] { background: var(--accent); color: #fff; border-color: var(--accent); }
+#by-size:checked ~ .toggle label[for=by-size], #by-count:checked ~ .toggle label[for=by-count] { background: var(--accent); color: var(--card); border-color: var(--accent); }
 #by-size:checked ~ .view-count, #by-count:checked ~ .view-size { display: none; }
 .radio-hidden { position: absolute; opacity: 0; pointer-events: none; }
 .leak { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 14px 18px; margin-bottom: 14px; }

@@ -137,7 +137,7 @@ def _check_run(run, check):
     if version > _VERSION or version < 1:
         raise FormatError("%s: version %d of the run format; this libleak reads version %d"
                           % (check.path, version, _VERSION))
-    if "argv" in run:
+    if run.get("argv") is not None:
         for i, arg in enumerate(check.array(run["argv"], "'argv'")):
             check.string(arg, "'argv'[%d]" % i, optional=False)
     for key in ("python", "started"):
@@ -597,7 +597,7 @@ def _files(run, rundir, out_dir):
     files = run.get("files") or {}
     items = []
     for key, name in sorted(files.items()):
-        path = _member(rundir, name)
+        path = _member(rundir, name) if key != "report_html" else None
         if not path:
             continue
         link = quote(os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir)).replace(os.sep, "/"))

@@ -463,7 +463,7 @@ def _screenshot_path(tmp_path):
     build = os.environ.get("LIBLEAK_BUILDDIR")
     if build and os.path.isdir(build):
         os.makedirs(os.path.join(build, "tests"), exist_ok=True)
-        return pathlib.Path(build, "tests", "htmlreport-screenshot.png")
+        return pathlib.Path(build, "tests", "htmlreport-screenshot.png")  # kept after the run
     return tmp_path / "htmlreport-screenshot.png"
 
 
@@ -494,9 +494,9 @@ window.addEventListener('load', function () {
 
 def test_page_loads_in_chromium_without_errors(rundir, tmp_path, capsys):
     browser = _browser()
-    report = rundir / "report.html"
-    htmlreport.write_report(rundir, report)
     shot = _screenshot_path(tmp_path)
+    report = shot.parent / "htmlreport.html"  # kept beside the screenshot, for people to open
+    htmlreport.write_report(rundir, report)
     if shot.exists():
         shot.unlink()
     dom, console = _open(browser, report, tmp_path, screenshot=shot)
