@@ -224,12 +224,12 @@ def _series_svg(i, s, x, px, py, unit):
                 runs.append(current)
             current = []
         else:
-            current.append("%.1f,%.1f" % (px(t), py(v)))
+            current.append((px(t), py(v)))
     if current:
         runs.append(current)
     for points in runs:
         parts.append('<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"><title>%s</title></polyline>'
-                     % (colour, dash, " ".join(points), summary))
+                     % (colour, dash, " ".join("%.1f,%.1f" % p for p in _thin(points)), summary))
     stride = max(1, -(-len(known) // _MAX_MARKERS))
     for k, (t, v) in enumerate(known):
         if k % stride and k != len(known) - 1:
@@ -238,6 +238,29 @@ def _series_svg(i, s, x, px, py, unit):
                      % (px(t), py(v), colour, name, escape(format_seconds(t)), escape(_value_text(v, unit))))
     parts.append("</g>")
     return "".join(parts)
+
+
+def _thin(points):
+    """The points of a polyline that can show on screen: of the points that fall in one pixel
+    column, the first, the lowest, the highest and the last (so spikes survive).  A run of hours
+    sampled every second draws the same picture from a few thousand points instead of millions."""
+    if len(points) <= 2000:
+        return points
+    kept, column = [], []
+
+    def flush():
+        if column:
+            keep = {0, len(column) - 1, min(range(len(column)), key=lambda k: column[k][1]),
+                    max(range(len(column)), key=lambda k: column[k][1])}
+            kept.extend(column[k] for k in sorted(keep))
+
+    for point in points:
+        if column and int(point[0]) != int(column[0][0]):
+            flush()
+            column = []
+        column.append(point)
+    flush()
+    return kept
 
 
 def legend(series, css_id="chart", notes=None):

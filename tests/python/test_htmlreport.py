@@ -230,6 +230,19 @@ def test_chart_draws_one_escaped_line_per_series_with_titles():
         line_chart([0.0, 1.0], [Series("x", [1])])
 
 
+def test_long_series_are_thinned_but_keep_their_spikes():
+    n = 100000
+    values = [1000] * n
+    values[54321] = 900000  # one spike in the middle
+    svg = line_chart([i * 0.1 for i in range(n)], [Series("rss", values)], unit="bytes")
+    points = re.search(r'points="([^"]+)"', svg).group(1).split()
+    assert 100 < len(points) < 5000
+    ys = [float(p.split(",")[1]) for p in points]
+    top = min(ys)  # SVG y grows downwards: the spike is the smallest y
+    assert ys.count(top) == 1 and top < max(ys) - 100
+    assert svg.count("<circle") <= 121
+
+
 # ---- the page from a real run -----------------------------------------------------------------------
 
 def test_page_has_every_part_of_a_full_run(page):
@@ -468,7 +481,7 @@ def _screenshot_path(tmp_path):
 
 
 # Added to a copy of the report: clicks a frame of the embedded heap flame graph and runs its search,
-# then writes what happened into the page (the flame graph is another document: the browser is
+# hovers a legend entry of the type chart, then writes what happened into the page (the flame graph is another document: the browser is
 # started with web security off so the probe may reach into it).
 PROBE = r'''<script>
 window.addEventListener('load', function () {
@@ -485,8 +498,12 @@ window.addEventListener('load', function () {
     var after = parseFloat(target.querySelector('rect').getAttribute('width'));
     win.prompt = function () { return 'heap|leaky|stdin|<string>'; };
     doc.getElementById('search').dispatchEvent(new win.MouseEvent('click', {bubbles: true}));
+    var item = document.querySelector('ul.legend[data-chart="chart-types-size"] li[data-series="1"]');
+    item.dispatchEvent(new MouseEvent('mouseenter'));
+    var chart = document.getElementById('chart-types-size');
+    var hot = chart.classList.contains('dim') && chart.querySelector('g.series.hot').getAttribute('data-series');
     out.textContent = 'zoom ' + before + ' -> ' + after + '; matched: ' + doc.getElementById('matched').textContent
-      + '; marked: ' + doc.querySelectorAll('g.f.match').length;
+      + '; marked: ' + doc.querySelectorAll('g.f.match').length + '; legend: ' + hot;
   } catch (e) { out.textContent = 'probe failed: ' + e; }
 });
 </script>'''
@@ -507,17 +524,18 @@ def test_page_loads_in_chromium_without_errors(rundir, tmp_path, capsys):
         print("\nhtmlreport: screenshot of %s saved to %s" % (report, shot))
 
 
-def test_flame_graph_zooms_and_searches_inside_the_page(rundir, tmp_path):
+def test_flame_graph_zooms_and_searches_and_legend_highlights(rundir, tmp_path):
     browser = _browser()
     probe_page = tmp_path / "probe.html"
     probe_page.write_text(htmlreport.render_report(rundir).replace("</body>", PROBE + "</body>"), encoding="utf-8")
     dom, console = _open(browser, probe_page, tmp_path, extra=["--disable-web-security"])
     assert _page_errors(dom, console) == []
     result = html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1))
-    match = re.match(r"zoom ([\d.]+) -> ([\d.]+); matched: Matched: ([\d.]+)%; marked: (\d+)", result)
+    match = re.match(r"zoom ([\d.]+) -> ([\d.]+); matched: Matched: ([\d.]+)%; marked: (\d+); legend: (\w+)$", result)
     assert match, result
     assert float(match.group(2)) > float(match.group(1))  # the clicked frame now spans the width
     assert float(match.group(3)) > 0 and int(match.group(4)) > 0
+    assert match.group(5) == "1"  # hovering legend entry 1 brought line 1 forward
 
 
 def test_browser_check_catches_a_broken_page(rundir, tmp_path):
