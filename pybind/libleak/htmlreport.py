@@ -46,7 +46,11 @@ _VERDICT_KINDS = {
 }
 _SVG_NS = "http://www.w3.org/2000/svg"
 _XLINK_NS = "http://www.w3.org/1999/xlink"
-_UNSAFE_TAGS = {"script", "foreignObject", "iframe", "object", "embed", "audio", "video", "image", "use"}
+# Elements a picture inlined into the page may not carry: scripts, other documents, anything that
+# loads from elsewhere, and style sheets (inline SVG's <style> would apply to the whole page).
+_UNSAFE_TAGS = {"script", "foreignObject", "iframe", "object", "embed", "audio", "video", "image", "use",
+                "style", "link"}
+_OUTSIDE_URL = re.compile(r"url\(\s*(?!['\"]?#)", re.I)
 
 
 # ---- reading and checking run.json ----------------------------------------------------------
@@ -262,6 +266,8 @@ def _inline_graph(path, prefix):
                     del element.attrib[key]
             elif name == "id":
                 element.attrib[key] = prefix + value
+            elif _OUTSIDE_URL.search(value):
+                del element.attrib[key]
             elif "url(#" in value:
                 element.attrib[key] = value.replace("url(#", "url(#" + prefix)
     root.set("class", "graphviz")

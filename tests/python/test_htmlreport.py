@@ -382,9 +382,13 @@ def test_scripts_and_handlers_in_a_graph_are_removed(tmp_path):
     (directory / "g.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" onload="alert(1)">'
         '<script>alert(2)</script><g id="node1" class="node" onclick="alert(3)"><title>n0</title>'
-        '<a xlink:href="javascript:alert(4)"><text>T</text></a><rect fill="url(#grad)"/></g></svg>')
+        '<a xlink:href="javascript:alert(4)"><text>T</text></a><rect fill="url(#grad)"/>'
+        '<style>@import "http://example.com/x.css"; body { display: none }</style>'
+        '<rect style="fill: url(http://example.com/p.svg#a)" stroke="url( \'https://example.com/q\')"/>'
+        '<image href="http://example.com/i.png"/></g></svg>')
     graph = re.search(r'<svg [^>]*class="graphviz".*?</svg>', htmlreport.render_report(directory), re.S).group(0)
     assert "alert" not in graph and "<script" not in graph and "javascript" not in graph
+    assert "example.com" not in graph and "<style" not in graph and "display" not in graph
     assert 'id="g0-node1"' in graph and "url(#g0-grad)" in graph and "<text>T</text>" in graph
 
 
