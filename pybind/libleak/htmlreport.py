@@ -405,7 +405,7 @@ def _option_text(key, value):
     if key == "sample_bytes":
         return "allocation sampling: every %s" % (format_bytes(value) if isinstance(value, int) else value)
     if key == "every":
-        return "census every %s" % (format_seconds(value) if isinstance(value, (int, float)) else value)
+        return "a sample every %s" % (format_seconds(value) if isinstance(value, (int, float)) else value)
     return "%s: %s" % (key, value)
 
 
