@@ -9,6 +9,9 @@ from another shell, ``kill -USR2 PID`` writes the stacks, the pending request ta
 in ``slow_lookup``), the tracer's snapshot and a census, and prints where.  ``--once`` makes it
 connect a few clients, send the signal to itself, and stop after the dump: a self-contained demo.
 """
+# args: --once
+# expect: ^serving on port \d+, pid \d+
+
 
 import asyncio
 import os

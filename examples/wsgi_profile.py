@@ -5,6 +5,9 @@
     curl -D - -H 'X-Libleak-Profile: s3cret' http://127.0.0.1:8000/users/7
     python3 examples/wsgi_profile.py --self-test     # serves one profiled request to itself and exits
 """
+# args: --self-test
+# expect: GET-users_7\.cpu\.svg$
+
 
 import sys
 import threading

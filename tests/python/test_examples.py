@@ -19,11 +19,19 @@ SRCDIR = os.environ.get("LIBLEAK_SRCDIR") or os.path.dirname(os.path.dirname(os.
 BUILDDIR = os.environ.get("LIBLEAK_BUILDDIR")
 EXAMPLES = sorted(glob.glob(os.path.join(SRCDIR, "examples", "*.py")))
 EXPECT = re.compile(r"^# expect: (.+)$", re.M)
+# A server example names the arguments that make it serve once and exit: `# args: --once`.
+ARGS = re.compile(r"^# args: (.+)$", re.M)
 
 
 def expectations(path):
     with open(path) as f:
         return EXPECT.findall(f.read())
+
+
+def arguments(path):
+    with open(path) as f:
+        found = ARGS.findall(f.read())
+    return found[0].split() if found else []
 
 
 def test_examples_are_found():
@@ -35,7 +43,7 @@ def test_examples_are_found():
 @pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
 def test_example_runs_and_prints_what_it_promises(path, tmp_path):
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    result = subprocess.run([sys.executable, path], cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+    result = subprocess.run([sys.executable, path] + arguments(path), cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback (most recent call last)" not in result.stderr, result.stderr

@@ -191,7 +191,7 @@ def test_console_script_and_pytest_plugin_entry_points(venv):
     """)
     assert out.returncode == 0, out.stdout
     assert "console_scripts libleak libleak.cli:main" in out.stdout
-    assert "pytest11 libleak libleak.pytest_plugin" in out.stdout
+    assert "pytest11 libleak.pytest_plugin libleak.pytest_plugin" in out.stdout
     # The command and the plugin are other areas' modules: once they are part of the package, they must run.
     package = {os.path.basename(f) for f in pipbuild.Build(SRCDIR).package_files}
     if "cli.py" in package:
