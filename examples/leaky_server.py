@@ -36,8 +36,9 @@ ROUTES = ("users", "orders", "items", "search", "health")
 
 
 class Request:
-    def __init__(self, request_id, path, body):
+    def __init__(self, request_id, route, path, body):
         self.id = request_id
+        self.route = route
         self.path = path
         self.body = body
 
@@ -49,15 +50,16 @@ class Response:
 
 
 @functools.lru_cache(maxsize=128)
-def route_pattern(route):
+def route_pattern(route, group):
     """Noise: a bounded cache; it stops growing at 128 entries."""
-    return r"^/%s/(\d+)(?:/(\w+))?$" % route
+    return r"^/%s/(\d+)(?:/(%s))?$" % (route, group)
 
 
 def parse(request):
     """Noise: re.compile of patterns that vary with the request (re keeps a bounded cache)."""
-    route = request.path.split("/")[1]
-    pattern = re.compile(route_pattern(route) + "|^/%s/v%d$" % (route, len(request.body) % 700))
+    route = request.route
+    version = str(len(request.body) % 40)
+    pattern = re.compile(route_pattern(route, r"\w+") + "|^/" + route + "/v" + version + "$")
     match = pattern.match(request.path)
     return route, match.group(1) if match else None
 
@@ -89,7 +91,7 @@ def handle(request):
 def serve(requests, pause):
     for number in range(requests):
         route = ROUTES[number % len(ROUTES)]
-        request = Request("req-%06d" % number, "/%s/%d" % (route, number), b"x" * (200 + number % 300))
+        request = Request("req-%06d" % number, route, "/%s/%d" % (route, number), b"x" * (200 + number % 300))
         handle(request)
         time.sleep(pause)
 

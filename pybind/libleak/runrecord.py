@@ -121,6 +121,8 @@ def _program_frames(traceback, places):
         return None
     if not frames or heap._is_noise(frames[-1][0], places):
         return None
+    if all(filename == threading.__file__ for filename, _ in frames):  # a thread starting (libleak's too)
+        return None
     return frames
 
 
@@ -144,7 +146,7 @@ class Recorder:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one sample point at a time (the thread's, then the last)
         # Everything measured is kept here; every census leaves this dict and what it reaches out.
-        self._state = {"rows": [], "censuses": [], "snapshots": [], "census_file": None, "t0": 0.0,
+        self._state = {"rows": [], "censuses": {}, "snapshots": [], "census_file": None, "t0": 0.0,
                        "started": None, "lru": [], "sampler": None, "errors": []}
 
     # ---- during the run ------------------------------------------------------------------------------
@@ -166,12 +168,12 @@ class Recorder:
         # The thread starts first, so that its own objects are in the first census already.
         self._thread = threading.Thread(target=self._run_periodic, name="libleak-sampler", daemon=True)
         self._thread.start()
-        self._sample(keep=True)
+        self._sample()
 
     def _run_periodic(self):
         while not self._stop.wait(self.options.every):
             try:
-                self._sample(keep=len(self._state["rows"]) == 1)
+                self._sample()
             except Exception as error:  # a failed point is reported, never raised into the program
                 self._state["errors"].append("sample point: %s" % error)
 
@@ -188,17 +190,22 @@ class Recorder:
         state["exclude"] = None
         return taken
 
-    def _sample(self, keep=False, last=False):
-        """Takes one sample point: a series row, a census line, and (at the start, the baseline and
-        the end) a tracer snapshot and a census kept for new_objects."""
+    def _sample(self, final=False):
+        """Takes one sample point: a series row and a census line.  The censuses of the start, the
+        baseline, the end and the latest point numbered by a power of two are kept (with their
+        objects' addresses, for new_objects): the last is at least halfway through the run, so
+        objects made after it are those the program keeps making, not its start-up's.  The start,
+        the baseline and the end also get a tracer snapshot."""
         state = self._state
         with self._lock:
+            index = len(state["rows"])
+            keep = final or index < 2 or index & (index - 1) == 0
             taken = self._census(keep)
             row = {"t": round(time.monotonic() - state["t0"], 3), "rss": read_rss(), "traced": None,
                    "objects": taken.count, "object_bytes": taken.size}
             if tracer.is_tracing():
                 row["traced"], row["traced_peak"] = tracer.get_traced_memory()
-                if keep:
+                if final or index < 2:
                     state["snapshots"].append(tracer.take_snapshot())
             by_type = taken.by_type
             state["census_file"].write(json.dumps({"t": row["t"], "by_type": {name: list(value) for name, value
@@ -206,9 +213,9 @@ class Recorder:
             state["census_file"].flush()
             state["rows"].append(row)
             if keep:
-                state["censuses"].append(taken)
-            if last and not keep:
-                state["censuses"].append(taken)
+                for older in [k for k in state["censuses"] if 2 <= k < index and not final]:
+                    del state["censuses"][older]
+                state["censuses"][index] = taken
 
     # ---- at the end ------------------------------------------------------------------------------------
 
@@ -220,13 +227,15 @@ class Recorder:
         if self._thread is not None:
             self._thread.join()
         self.progress("last sample point")
-        self._sample(keep=True)
+        self._sample(final=True)
         duration = round(time.monotonic() - state["t0"], 3)
         state["census_file"].close()
         rows = state["rows"]
         baseline = 1 if len(rows) >= 4 else 0
-        first_census = state["censuses"][baseline] if len(state["censuses"]) > baseline else state["censuses"][0]
-        last_census = state["censuses"][-1]
+        censuses = state["censuses"]
+        last_index = len(rows) - 1
+        middle = max(k for k in censuses if k < last_index and k >= baseline) if last_index > baseline else baseline
+        samples_since, last_census = censuses[middle], censuses[last_index]
         files = {"census_series": "census.jsonl"}
         run = {
             "format": RUN_FORMAT, "version": RUN_VERSION, "argv": self.argv,
@@ -239,7 +248,7 @@ class Recorder:
         leak_rows = self._growing_types(census_rows[baseline:])
         run["types"] = self._type_table(census_rows, baseline, leak_rows)
         self.progress("retention paths")
-        run["leaks"] = self._leaks(leak_rows, first_census, last_census)
+        run["leaks"] = self._leaks(leak_rows, samples_since, last_census)
         run["sites"], run["extension_buffers"] = [], []
         if self.options.trace and len(state["snapshots"]) >= 2:
             self.progress("allocation sites")
@@ -326,19 +335,23 @@ class Recorder:
         return str(path)
 
     def _leaks(self, leak_rows, first_census, last_census):
-        """run.json's ``leaks``: for each growing type, a few of its objects made since the baseline
-        and still alive, why they are alive, where they were allocated, and a picture of one path."""
+        """run.json's ``leaks``: for each growing type, a few of its objects made since
+        ``first_census`` and still alive, why they are alive, where they were allocated, and a picture of one path."""
         from libleak import refs
 
         gc.collect()  # what the last census left as garbage is not a sample
         own = self._own_objects()
         places = heap._noise_places()
         leaks = []
+        # Classes ('module.Class') are sampled before the builtin types they are made of: they name
+        # the leak; the budget of why_alive calls goes to them first.
+        order = sorted(range(len(leak_rows)), key=lambda i: ("." not in leak_rows[i][0], i))
+        sampled_types = set(order[:MAX_LEAKS])
         for index, (name, counts, sizes) in enumerate(leak_rows):
             entry = {"type_name": self._display_name(name), "count_growth": counts[-1] - counts[0],
                      "size_growth": sizes[-1] - sizes[0], "paths": [], "graph": None, "allocated": None}
             leaks.append(entry)
-            if index >= MAX_LEAKS:
+            if index not in sampled_types:
                 continue
             try:
                 samples = [obj for obj in last_census.new_objects(first_census, name, _SAMPLES_PER_TYPE + 8)
@@ -348,9 +361,12 @@ class Recorder:
                 continue
             first_path = None
             sampled = 0
-            for sample in samples:
-                if sampled == _SAMPLES_PER_TYPE:
-                    break
+            # By index: an iterator over `samples` would hold each sample where why_alive sees a
+            # reference from C (the interpreter's value stack, before 3.11).
+            position = 0
+            while position < len(samples) and sampled < _SAMPLES_PER_TYPE:
+                sample = samples[position]
+                position += 1
                 try:
                     retention = refs.why_alive(sample, max_paths=2)
                 except Exception as error:
@@ -368,7 +384,7 @@ class Recorder:
                     where = tracer.get_object_traceback(sample)
                     if where is not None:
                         entry["allocated"] = _program_frames(where, places)
-                del retention
+                del retention, sample
             del samples
             if first_path is not None:
                 graph = "retention-%d.svg" % (index + 1)

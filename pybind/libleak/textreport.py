@@ -97,6 +97,10 @@ def _site_lines(run):
     if not sites:
         return []
     lines = ["", "Allocation lines whose live memory grew (first snapshot to last), most bytes first:"]
+    if tuple(int(part) for part in run.get("python", "0.0").split(".")[:2]) < (3, 13):
+        lines.append(_wrap("(Python %s: tuples, lists and dicts that CPython recycles from its freelists count at the "
+                           "line that first allocated their memory, which may be another line than the one that made "
+                           "them; 3.13 tells them apart.)" % ".".join(run["python"].split(".")[:2])))
     for site in sites[:_SHOWN_SITES]:
         frames = site["traceback"]
         filename, lineno = frames[-1]
