@@ -12,11 +12,12 @@ compiled from varying patterns (re's cache), a bounded functools.lru_cache, and 
 through linecache (the traceback module's cache).
 
     libleak run --trace examples/leaky_server.py            # the report names the three leaks
-    libleak run --trace examples/leaky_server.py --requests 500
+    libleak run --trace examples/leaky_server.py --fixed    # the same service with the leaks fixed
 
 Standard library only.
 """
 
+import argparse
 import functools
 import linecache
 import logging
@@ -88,22 +89,50 @@ def handle(request):
     return response
 
 
-def serve(requests, pause):
+# The same handler with the three leaks fixed (run with --fixed): where docs/walkthrough.md ends.
+RECENT_RESPONSES = 100
+
+
+def handle_fixed(request):
+    route, item = parse(request)
+    body = ("%s %s: " % (route, item)).encode() + request.body
+    response = Response(200, body)
+    _CACHE[request.id] = response
+    if len(_CACHE) > RECENT_RESPONSES:  # fix 1: the cache keeps the latest responses only
+        del _CACHE[next(iter(_CACHE))]
+    # fix 2: the handler is added once, at start-up (see main)
+    request_id = request.id
+
+    def on_done():
+        return request_id
+
+    HOOKS.append(on_done)
+    try:
+        source_line(len(body))
+        return response
+    finally:
+        HOOKS.remove(on_done)  # fix 3: the hook goes when its request is done
+
+
+def serve(handler, requests, pause):
     for number in range(requests):
         route = ROUTES[number % len(ROUTES)]
         request = Request("req-%06d" % number, route, "/%s/%d" % (route, number), b"x" * (200 + number % 300))
-        handle(request)
+        handler(request)
         time.sleep(pause)
 
 
 def main(argv):
-    requests = 2000
-    if len(argv) > 2 and argv[1] == "--requests":
-        requests = int(argv[2])
+    parser = argparse.ArgumentParser(description="A request loop with three planted leaks.")
+    parser.add_argument("--requests", type=int, default=2000, help="how many requests to simulate")
+    parser.add_argument("--fixed", action="store_true", help="run the handler with the leaks fixed")
+    options = parser.parse_args(argv[1:])
+    if options.fixed:
+        log.addHandler(logging.NullHandler())
     started = time.monotonic()
-    serve(requests, 0.002)
+    serve(handle_fixed if options.fixed else handle, options.requests, 0.002)
     print("served %d requests in %.1f s; %d cached, %d handlers, %d hooks"
-          % (requests, time.monotonic() - started, len(_CACHE), len(log.handlers), len(HOOKS)))
+          % (options.requests, time.monotonic() - started, len(_CACHE), len(log.handlers), len(HOOKS)))
 
 
 if __name__ == "__main__":

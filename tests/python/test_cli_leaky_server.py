@@ -16,10 +16,10 @@ EXAMPLE = os.path.join(SRCDIR, "examples", "leaky_server.py")
 
 
 def line_of(text):
-    """The line number of the example's line that holds `text`."""
+    """The line number of the example's first line that holds `text` (the leaking handler comes
+    before the fixed one)."""
     with open(EXAMPLE) as stream:
-        (number,) = [i for i, line in enumerate(stream, 1) if text in line]
-    return number
+        return [i for i, line in enumerate(stream, 1) if text in line][0]
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,17 @@ def test_nothing_from_the_noise(server_run):
             assert site["traceback"][-1][1] not in noise_lines, site
     else:
         assert "count at the line that first allocated their memory" in " ".join(result.stderr.split())
+
+
+def test_the_fixed_server_leaks_nothing(tmp_path):
+    """The end of docs/walkthrough.md: with the three fixes (--fixed), nothing grows."""
+    result = subprocess.run([sys.executable, "-m", "libleak", "run", "--trace", "--every", "0.3", "-o", "out", EXAMPLE,
+                             "--fixed", "--requests", "1000"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("served 1000 requests") and "100 cached, 1 handlers, 0 hooks" in result.stdout
+    with open(str(tmp_path / "out" / "run.json")) as stream:
+        run = json.load(stream)
+    assert run["verdict"]["kind"] == "none", result.stderr
+    assert run["leaks"] == [], result.stderr
+    assert "Verdict: no leak found" in result.stderr
