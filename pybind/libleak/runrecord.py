@@ -104,6 +104,14 @@ def _recycled(type_name):
     return sys.version_info < (3, 13) and type_name in _FREELIST_TYPES
 
 
+def _source_line(filename, lineno):
+    """The line of source, stripped, as it reads while the run ends ('' when unknown): kept in
+    run.json, so that a report made later quotes the code that ran."""
+    import linecache
+
+    return linecache.getline(filename, lineno).strip()
+
+
 _RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cli.py")
 
 
@@ -200,6 +208,7 @@ class Recorder:
         with self._lock:
             index = len(state["rows"])
             keep = final or index < 2 or index & (index - 1) == 0
+            began = time.monotonic()
             taken = self._census(keep)
             row = {"t": round(time.monotonic() - state["t0"], 3), "rss": read_rss(), "traced": None,
                    "objects": taken.count, "object_bytes": taken.size}
@@ -207,6 +216,7 @@ class Recorder:
                 row["traced"], row["traced_peak"] = tracer.get_traced_memory()
                 if final or index < 2:
                     state["snapshots"].append(tracer.take_snapshot())
+            row["sample_seconds"] = round(time.monotonic() - began, 4)  # what the point cost the program
             by_type = taken.by_type
             state["census_file"].write(json.dumps({"t": row["t"], "by_type": {name: list(value) for name, value
                                                                                in by_type.items()}}) + "\n")
@@ -386,6 +396,8 @@ class Recorder:
                     where = tracer.get_object_traceback(sample)
                     if where is not None:
                         entry["allocated"] = _program_frames(where, places)
+                        if entry["allocated"]:
+                            entry["allocated_source"] = _source_line(*entry["allocated"][-1])
                 del retention, sample
             del samples
             if first_path is not None:
@@ -424,7 +436,7 @@ class Recorder:
             if frames is None:
                 continue
             sites.append({"size_diff": diff.size_diff, "count_diff": diff.count_diff, "size": diff.size,
-                          "count": diff.count, "traceback": frames})
+                          "count": diff.count, "traceback": frames, "source": _source_line(*frames[-1])})
             if len(sites) >= MAX_SITES:
                 break
         return sites

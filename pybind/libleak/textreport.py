@@ -40,8 +40,9 @@ def _where(filename, lineno):
     return "%s:%d" % (shown, lineno)
 
 
-def _source(filename, lineno):
-    line = linecache.getline(filename, lineno).strip()
+def _source(filename, lineno, stored=None):
+    """': the source line', as run.json kept it (else as the file reads now), or ''."""
+    line = stored if stored is not None else linecache.getline(filename, lineno).strip()
     return ": " + line if line else ""
 
 
@@ -86,7 +87,8 @@ def _leak_lines(run):
         allocated = leak.get("allocated")
         if allocated:
             filename, lineno = allocated[-1]
-            lines.append("      allocated %s%s" % (_where(filename, lineno), _source(filename, lineno)))
+            lines.append("      allocated %s%s" % (_where(filename, lineno),
+                                                 _source(filename, lineno, leak.get("allocated_source"))))
         if leak.get("graph"):
             lines.append("      graph     %s" % leak["graph"])
     return lines
@@ -106,7 +108,7 @@ def _site_lines(run):
         filename, lineno = frames[-1]
         lines.append("  %12s %14s blocks  %s%s" % (_format_size(site["size_diff"], sign=True),
                                                    _signed_count(site["count_diff"]), _where(filename, lineno),
-                                                   _source(filename, lineno)))
+                                                   _source(filename, lineno, site.get("source"))))
         callers = [_where(f, n) for f, n in reversed(frames[:-1])][:_SHOWN_CALLERS]
         if callers:
             lines.append("  %12s %14s         called from %s" % ("", "", " <- ".join(callers)))
