@@ -131,6 +131,8 @@ def _program_frames(traceback, places):
         return None
     if all(filename == threading.__file__ for filename, _ in frames):  # a thread starting (libleak's too)
         return None
+    if any(filename.startswith("<frozen importlib") for filename, _ in frames):  # an import: once
+        return None
     return frames
 
 
@@ -321,7 +323,13 @@ class Recorder:
         for name in names:
             counts = [by_type.get(name, (0, 0))[0] for by_type in census_rows]
             sizes = [by_type.get(name, (0, 0))[1] for by_type in census_rows]
-            if (grows_steadily(counts) or grows_steadily(sizes)) and sizes[-1] > sizes[0]:
+            # A type that appears during the run (a class first used late, objects of an extension
+            # imported late) is judged from its first point on.
+            start = next((i for i, count in enumerate(counts) if count), len(counts))
+            if start > 0 and len(counts) - start >= 3:
+                start -= 1  # its last zero: the first rise is from nothing
+            tail_counts, tail_sizes = counts[start:], sizes[start:]
+            if (grows_steadily(tail_counts) or grows_steadily(tail_sizes)) and sizes[-1] > sizes[0]:
                 grown.append((name, counts, sizes))
         grown.sort(key=lambda g: (-(g[2][-1] - g[2][0]), -(g[1][-1] - g[1][0]), g[0]))
         return grown
