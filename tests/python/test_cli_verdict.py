@@ -112,7 +112,7 @@ def run_program(tmp_path, name, *options):
     result = subprocess.run([sys.executable, "-m", "libleak", "run", "--every", "0.2", "-o", outdir] + list(options)
                             + [os.path.join(PROGRAMS, name + ".py")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True, timeout=180)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(outdir, "run.json")) as stream:
         return json.load(stream), result.stderr
 
