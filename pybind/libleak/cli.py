@@ -15,6 +15,7 @@ Errors (a missing script, a bad option, an unwritable directory, an unreadable f
 ``libleak: error: ...`` on stderr and exit non-zero (2 for usage), never a traceback.
 """
 
+import argparse
 import builtins
 import os
 import signal
@@ -478,8 +479,6 @@ def _format_comparison(old_path, old, new_path, new, limit=10):
 
 def command_report(args):
     """``libleak report``: 0, or raises UsageError / CommandError."""
-    import argparse
-
     from libleak.errors import FormatError
     from libleak.runrecord import load_run
     from libleak.textreport import format_run
@@ -487,7 +486,7 @@ def command_report(args):
     if any(arg in ("-h", "--help") for arg in args):
         sys.stdout.write(REPORT_HELP)
         return 0
-    parser = _Parser(prog="libleak report", add_help=False)
+    parser = _ArgumentParser(prog="libleak report", add_help=False)
     parser.add_argument("files", nargs="*")
     parser.add_argument("--html", metavar="OUT")
     parsed = parser.parse_args(args)
@@ -505,7 +504,11 @@ def command_report(args):
         except FormatError as error:
             raise CommandError("%s: %s" % (path, error)) from None
         rundir = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
-        sys.stdout.write(format_run(run, rundir))
+        try:
+            text = format_run(run, rundir)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            raise CommandError("%s: not a complete libleak run (%s: %s)" % (path, type(error).__name__, error)) from None
+        sys.stdout.write(text)
         if parsed.html is not None:
             try:
                 if not write_html(rundir, parsed.html):
@@ -525,17 +528,11 @@ def command_report(args):
     return 0
 
 
-class _Parser:
-    """argparse's parser, with its errors turned into UsageError (one line, no usage dump)."""
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with its errors turned into UsageError: one line, no usage dump."""
 
-    def __new__(cls, **kwargs):
-        import argparse
-
-        class Parser(argparse.ArgumentParser):
-            def error(self, message):
-                raise UsageError(message)
-
-        return Parser(**kwargs)
+    def error(self, message):
+        raise UsageError(message)
 
 
 # ---- main ------------------------------------------------------------------------------------------

@@ -156,6 +156,11 @@ def test_report_errors(finished_run, tmp_path):
     (broken / "run.json").write_text("{\"format\": \"something else\"}")
     one_error_line(libleak("report", str(broken)), "broken: not a libleak run")
     one_error_line(libleak("report", str(tmp_path / "nowhere")), "nowhere: No such file")
+    (broken / "run.json").write_text(json.dumps({"format": "libleak-run", "version": 1, "series": [{"t": 0}],
+                                                 "verdict": {}, "leaks": [], "sites": []}))
+    one_error_line(libleak("report", str(broken / "run.json")), "run.json: not a complete libleak run")
+    (broken / "run.json").write_text("{ not json")
+    one_error_line(libleak("report", str(broken)), "broken: not a libleak run")
     one_error_line(libleak("report"), "needs a run directory or snapshot files")
     snap = os.path.join(outdir, "snapshot-last.llsnap")
     one_error_line(libleak("report", snap, snap, snap), "at most two snapshot files")
