@@ -3,8 +3,8 @@
 A ``Recorder`` starts the chosen collectors (the tracer, the CPU sampler), takes a sample point at
 the start and then every ``every`` seconds from a background thread (RSS, traced bytes, a census
 of live objects per type with the interpreter's caches left out), and at the end takes a last
-point, finds the types that grew and why they are alive, and writes the run directory that
-/work/briefs/rundir.md describes: ``run.json`` (written last, atomically), ``census.jsonl`` (one
+point, finds the types that grew and why they are alive, and writes the run directory (its files
+are listed in docs/walkthrough.md): ``run.json`` (written last, atomically), ``census.jsonl`` (one
 census per sample point, written as the run goes), the first and last tracer snapshots, retention
 graphs, heap and CPU flame graphs.
 
