@@ -13,6 +13,9 @@ import pytest
 
 SRCDIR = os.path.abspath(os.environ.get("LIBLEAK_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")))
 EXAMPLE = os.path.join(SRCDIR, "examples", "leaky_server.py")
+# Under AddressSanitizer RSS also counts ASan's quarantine and shadow memory: the verdict, which
+# weighs RSS against live bytes, is checked on normal builds only (see test_cli_verdict.py).
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 
 def line_of(text):
@@ -42,8 +45,9 @@ def test_the_server_ran_as_it_does_alone(server_run):
     result, run = server_run
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("served 2000 requests"), result.stdout
-    assert run["verdict"]["kind"] == "python", result.stderr
-    assert "Verdict: Python objects leak: " in result.stderr
+    if not UNDER_ASAN:
+        assert run["verdict"]["kind"] == "python", result.stderr
+        assert "Verdict: Python objects leak: " in result.stderr
 
 
 def test_leak_1_the_unbounded_cache(server_run):
@@ -123,6 +127,7 @@ def test_the_fixed_server_leaks_nothing(tmp_path):
     assert result.stdout.startswith("served 1000 requests") and "100 cached, 1 handlers, 0 hooks" in result.stdout
     with open(str(tmp_path / "out" / "run.json")) as stream:
         run = json.load(stream)
-    assert run["verdict"]["kind"] == "none", result.stderr
     assert run["leaks"] == [], result.stderr
-    assert "Verdict: no leak found" in result.stderr
+    if not UNDER_ASAN:
+        assert run["verdict"]["kind"] == "none", result.stderr
+        assert "Verdict: no leak found" in result.stderr

@@ -12,6 +12,10 @@ import pytest
 
 from libleak.verdict import grows_steadily, judge
 
+# Under AddressSanitizer (scripts/test --sanitizers) RSS also counts ASan's quarantine of freed
+# memory and its shadow memory, so RSS grows with any allocation: the verdicts that weigh RSS
+# against live bytes are checked on normal builds only; what the run found is checked on both.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
 MIB = 1 << 20
 
@@ -132,17 +136,18 @@ def test_program_fragmentation(tmp_path):
 
 def test_program_clean(tmp_path):
     run, report = run_program(tmp_path, "clean", "--trace")
-    assert run["verdict"]["kind"] == "none", report
     assert run["leaks"] == [], report
-    assert "Verdict: no leak found" in report
+    if not UNDER_ASAN:
+        assert run["verdict"]["kind"] == "none", report
+        assert "Verdict: no leak found" in report
 
 
 def test_program_numpy_arrays(tmp_path):
     pytest.importorskip("numpy")
     run, report = run_program(tmp_path, "numpy_leak", "--trace")
-    assert run["verdict"]["kind"] == "python", report
+    assert run["verdict"]["kind"] == "python" or UNDER_ASAN, report
     assert run["leaks"][0]["type_name"] == "numpy.ndarray", report
     assert any(path.startswith("module numpy_leak: HISTORY -> list[") for path in run["leaks"][0]["paths"]), report
     (numpy_buffers,) = [b for b in run["extension_buffers"] if b["module"] == "numpy"]
     assert numpy_buffers["size_diff"] >= 10 * MIB
-    assert "Extension buffers that grew: numpy +" in run["verdict"]["text"]
+    assert "Extension buffers that grew: numpy +" in run["verdict"]["text"] or UNDER_ASAN
