@@ -9,6 +9,7 @@ dict (and the program's source lines, when they are still there, to quote them).
 
 import linecache
 import os
+import re
 import textwrap
 
 from libleak.heap import _format_size
@@ -94,6 +95,43 @@ def _leak_lines(run):
     return lines
 
 
+# One step of a retention path that is an entry of a container: list[5], dict['k'], dict (a key).
+_ENTRY = re.compile(r"^([\w.<>]+)(\[.*\]| \(a key\))$")
+
+
+def holder_of(path):
+    """The container a retention path's object hangs from: the path up to its first container entry,
+    without the entry (``module app: CACHE -> dict['k42'] -> Session`` -> ``module app: CACHE -> dict``);
+    the whole path when it has no entry.  Objects that one holder keeps are one leak."""
+    steps = path.rsplit(" (", 1)[0].split(" -> ") if path.endswith(")") else path.split(" -> ")
+    for i, step in enumerate(steps[1:], 1):
+        entry = _ENTRY.match(step)
+        if entry:
+            return " -> ".join(steps[:i] + [entry.group(1)])
+    return " -> ".join(steps)
+
+
+def _holder_lines(run):
+    """The leaks grouped by holder (each type by its first path), most bytes first: the short answer
+    to "what leaks", before the per-type detail."""
+    holders = {}
+    for leak in run.get("leaks") or []:
+        paths = leak.get("paths") or []
+        if not paths:
+            continue
+        types, size = holders.setdefault(holder_of(paths[0]), ([], [0]))
+        types.append(leak["type_name"])
+        size[0] += leak.get("size_growth") or 0
+    if not holders:
+        return []
+    rows = sorted(holders.items(), key=lambda item: -item[1][1][0])
+    width = max(len(holder) for holder in holders)
+    lines = ["", "Held by (the container each growing type's objects hang from), most bytes first:"]
+    for holder, (types, size) in rows:
+        lines.append("  %12s  %-*s  %s" % (_format_size(size[0], sign=True), width, holder, ", ".join(types)))
+    return lines
+
+
 def _site_lines(run):
     sites = run.get("sites") or []
     if not sites:
@@ -140,6 +178,7 @@ def format_run(run, rundir=None):
     lines = [head] + _figures(run)
     verdict = run.get("verdict") or {}
     lines += ["", "Verdict: %s" % verdict.get("title", "?"), _wrap(verdict.get("text", ""))]
+    lines += _holder_lines(run)
     lines += _leak_lines(run)
     lines += _site_lines(run)
     lines += _buffer_lines(run)

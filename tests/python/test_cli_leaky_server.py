@@ -131,3 +131,13 @@ def test_the_fixed_server_leaks_nothing(tmp_path):
     if not UNDER_ASAN:
         assert run["verdict"]["kind"] == "none", result.stderr
         assert "Verdict: no leak found" in result.stderr
+
+
+def test_the_report_names_the_three_holders_first(server_run):
+    result, run = server_run
+    held = result.stderr.split("Held by (")[1].split("\n\n")[0]
+    holders = [line.split(None, 1)[1] for line in held.splitlines()[1:]]
+    for holder in ("module leaky_server: _CACHE -> dict", "module leaky_server: HOOKS -> list",
+                   "Logger.handlers -> list"):
+        assert any(holder in line for line in holders), held
+    assert result.stderr.index("Held by (") < result.stderr.index("Types that grew")

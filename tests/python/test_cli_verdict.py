@@ -151,3 +151,15 @@ def test_program_numpy_arrays(tmp_path):
     (numpy_buffers,) = [b for b in run["extension_buffers"] if b["module"] == "numpy"]
     assert numpy_buffers["size_diff"] >= 10 * MIB
     assert "Extension buffers that grew: numpy +" in run["verdict"]["text"] or UNDER_ASAN
+
+
+def test_holder_of_a_retention_path():
+    from libleak.textreport import holder_of
+
+    assert holder_of("module app: CACHE -> dict['k42'] -> Session.data -> bytes (5.0 MiB)") == \
+        "module app: CACHE -> dict"
+    assert holder_of("module app: HOOKS -> list[3] -> function (152 B)") == "module app: HOOKS -> list"
+    assert holder_of("module app: log -> Logger.handlers -> list[7] -> NullHandler (56 B)") == \
+        "module app: log -> Logger.handlers -> list"
+    assert holder_of("module app: CACHE -> dict (a key) -> str (59 B)") == "module app: CACHE -> dict"
+    assert holder_of("class app.Registry: entries -> Session (56 B)") == "class app.Registry: entries -> Session"

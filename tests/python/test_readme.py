@@ -115,3 +115,29 @@ def test_faults_tests_pass_from_the_copy(clone):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests], cwd=clone,
                             env=clone_env(clone), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     assert result.returncode == 0, result.stdout.decode()[-6000:]
+
+
+def default_python():
+    """The interpreter `python3` runs here (the one the README's commands use without --python)."""
+    found = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"], stdout=subprocess.PIPE,
+                           universal_newlines=True)
+    return os.path.realpath(found.stdout.strip()) if found.returncode == 0 else None
+
+
+def test_the_demo_command_names_the_three_leaks(tmp_path):
+    """The README's first command, ./scripts/demo, from a fresh copy: it builds libleak and hunts the
+    planted leaks of examples/leaky_server.py.  It runs for the python3 on PATH, so it is checked in
+    that interpreter's run of the suite."""
+    if default_python() != os.path.realpath(sys.executable):
+        pytest.skip("./scripts/demo runs with the python3 on PATH (%s); checked in its run" % default_python())
+    dest = str(tmp_path / "demo" / "libleak")
+    copy_checkout(SRCDIR, dest)
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MAKEFLAGS", "MFLAGS", "PYTHONPATH")}
+    result = subprocess.run(["./scripts/demo"], cwd=dest, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=1500)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    held = result.stderr.split("Held by (")[1].split("\n\n")[0]
+    for holder in ("module leaky_server: _CACHE -> dict", "module leaky_server: HOOKS -> list",
+                   "Logger.handlers -> list"):
+        assert holder in held, result.stderr[-6000:]
+    assert "Verdict: Python objects leak" in result.stderr
