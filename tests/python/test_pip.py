@@ -198,8 +198,17 @@ def test_console_script_and_pytest_plugin_entry_points(venv):
         helped = run([script, "--help"], env=clean_env(), timeout=60)
         assert helped.returncode == 0 and "run" in helped.stdout, helped.stdout
     if "pytest_plugin.py" in package:
-        loaded = venv.run_python("import libleak.pytest_plugin")
+        # The fresh venv has no pytest: this interpreter's, last on the path, stands in for the one a
+        # user installs; pytest finds the plugin through the installed entry point alone.
+        outer = os.path.dirname(os.path.dirname(pytest.__file__))
+        loaded = venv.run_python("""
+            import sys
+            sys.path.append(%r)
+            import pytest
+            sys.exit(pytest.main(["--help"]))
+        """ % outer)
         assert loaded.returncode == 0, loaded.stdout
+        assert "--libleak" in loaded.stdout, loaded.stdout
 
 
 def files_under(top, folders):
