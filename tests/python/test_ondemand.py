@@ -261,7 +261,8 @@ async def handler(n):
 async def other_main(started):
     task = asyncio.ensure_future(handler(99))
     task.set_name("other-handler") if hasattr(task, "set_name") else None
-    started.set()
+    # set once this coroutine and the handler are both suspended (the callback runs after them)
+    asyncio.get_running_loop().call_soon(started.set)
     await task  # OTHER-TOP
 
 def other_thread(started):
@@ -276,7 +277,8 @@ async def main():
         worker.set_name("worker-%d" % i)
     gathered = asyncio.gather(*workers)
     await asyncio.sleep(0)
-    print("ready", flush=True)
+    # "ready" once main is suspended at the gather too: the callback runs in the loop's next round
+    asyncio.get_running_loop().call_soon(lambda: print("ready", flush=True))
     await gathered  # GATHER
 
 asyncio.run(main())
