@@ -14,6 +14,8 @@ highlights a series when its legend entry is hovered.
 import math
 from html import escape
 
+from libleak.heap import _format_size
+
 __all__ = ["Series", "line_chart", "legend", "format_bytes", "format_count", "format_seconds",
            "nice_ticks", "PALETTE"]
 
@@ -52,11 +54,7 @@ def format_bytes(nbytes, sign=False):
     '+20.0 MiB' (with `sign`, a plus on growth); '-' for None."""
     if nbytes is None:
         return "\u2013"
-    prefix = "-" if nbytes < 0 else ("+" if sign and nbytes > 0 else "")
-    unit, scale = _unit_of(abs(nbytes))
-    if scale == 1:
-        return "%s%d B" % (prefix, abs(nbytes))
-    return "%s%.1f %s" % (prefix, abs(nbytes) / scale, unit)
+    return _format_size(nbytes, sign=sign and nbytes > 0)
 
 
 def format_count(n, sign=False):
