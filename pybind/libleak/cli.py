@@ -339,11 +339,10 @@ def _prepare_outdir(outdir, display_name):
 
 
 def write_html(rundir, out):
-    """Writes the HTML report of a run directory to ``out``; returns True."""
+    """Writes the HTML report of a run directory to ``out``."""
     from libleak import htmlreport
 
     htmlreport.write_report(rundir, out)
-    return True
 
 
 def command_run(args):
@@ -400,7 +399,8 @@ def command_run(args):
 def _html_into(outdir, run, progress):
     progress("HTML report")
     try:
-        return write_html(outdir, os.path.join(outdir, "report.html"))
+        write_html(outdir, os.path.join(outdir, "report.html"))
+        return True
     except Exception as error:  # the text report and the files are still there
         sys.stderr.write("libleak: warning: the HTML report failed: %s\n" % error)
         return False
@@ -505,8 +505,7 @@ def command_report(args):
         sys.stdout.write(text)
         if parsed.html is not None:
             try:
-                if not write_html(rundir, parsed.html):
-                    return 1
+                write_html(rundir, parsed.html)
             except OSError as error:
                 raise CommandError("cannot write %s: %s" % (parsed.html, error.strerror or error)) from None
         return 0
