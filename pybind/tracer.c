@@ -514,6 +514,12 @@ static PyObject *py_tracer_start(PyObject *module, PyObject *args) {
     return NULL;
   int rc = leak_tracer_start(&options);
   if (rc == LEAK_EBUSY) Py_RETURN_FALSE;
+  if (rc == LEAK_EAGAIN) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "exact tracing cannot start while another tool (tracemalloc?) that started after a sampled "
+                    "libleak run still wraps libleak's allocator hooks: stop that tool first");
+    return NULL;
+  }
   if (rc < 0) return leak__py_raise(rc, "start");
   Py_RETURN_TRUE;
 }

@@ -56,7 +56,10 @@ typedef struct leak_tracer_options {
 
 /* Starts tracing (NULL options: the defaults).  LEAK_EBUSY when already tracing, LEAK_EINVAL for
  * nframe outside 1..1024, sample_bytes < 0 or an unknown fork_mode, LEAK_ENOMEM when the first
- * tables cannot be allocated.  Needs an initialised interpreter and the GIL. */
+ * tables cannot be allocated.  LEAK_EAGAIN when exact tracing is asked for while the hooks of an
+ * earlier sampled run are still held below another tool's (tracemalloc started after libleak and
+ * still running): sampled runs over plain pymalloc leave small-object frees unhooked, which exact
+ * tracing needs; stop the other tool first.  Needs an initialised interpreter and the GIL. */
 LEAK_EXTERN int leak_tracer_start(const leak_tracer_options *options);
 
 /* Stops tracing and forgets every trace (as tracemalloc.stop).  Not tracing is not an error.

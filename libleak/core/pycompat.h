@@ -27,6 +27,9 @@ static inline PyObject *leak__py_newref(PyObject *o) {
 /* sys.getsizeof's C function: exported by libpython on every version, declared in a public header
  * until 3.12 only. */
 extern size_t _PySys_GetSizeOf(PyObject *);
+/* The name of the allocators in place ("pymalloc" for the defaults): exported on every version,
+ * declared in a public header until 3.12 only. */
+extern const char *_PyMem_GetCurrentAllocatorName(void);
 #endif
 
 #endif
