@@ -18,11 +18,22 @@ threads and signal handling included), the best of --repeat runs, as a ratio to 
   time a thread waits for the GIL in the function it waits in, so they differ from CPU shares.
 
 Options: --repeat N (default 3), --rounds N (work per thread, default 40), --quick.
+
+--instructions counts instructions instead, under valgrind's callgrind, where the noise of a shared
+machine does not reach: the cost of one round is the count of a run of 2N rounds minus that of N
+rounds, divided by N (start-up, imports, the session's start and stop and the profile's making
+cancel out).  Under callgrind the workload runs S times slower (S is measured: the unprofiled run's
+CPU time there against here), so the sampler is asked for HZ / S samples a second, which gives the
+same samples per round as HZ natively.  Two things make the figure an upper bound: the manager's
+20 ms rounds come S times as often per round there, and CPU clocks are not held to the kernel tick
+(~250 signals a second here), so every sample is a signal.  The kernel's side of a signal (a few
+microseconds) is not counted.
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,7 +89,7 @@ pyi = None
 if config.startswith("libleak"):
     from libleak import sampler as libleak_sampler
     _, mode, hz = config.split("-")
-    sampler = libleak_sampler.Sampler(interval=1.0 / int(hz), mode=mode)
+    sampler = libleak_sampler.Sampler(interval=1.0 / float(hz), mode=mode)
 elif config == "pyinstrument":
     import pyinstrument
     pyi = pyinstrument.Profiler(interval=0.001)
@@ -190,6 +201,40 @@ def run_pyspy(python, child, rounds, workdir):
     return result, None
 
 
+def run_counted(python, child, config, rounds):
+    """Instructions and the child's result, under callgrind."""
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, child, config,
+                          str(rounds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    counted = re.search(r"Collected : (\d+)", out.stderr)
+    result = [json.loads(line[7:]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode != 0 or counted is None or not result:
+        raise RuntimeError("callgrind run of %s failed:\n%s" % (config, out.stderr[-2000:]))
+    return int(counted.group(1)), result[0]
+
+
+def instructions(python, child, rounds):
+    """The --instructions table: instructions per round, unprofiled and under libleak (see the top)."""
+    native = min(run_child(python, child, "none", rounds)["cpu"] for _ in range(3)) / rounds
+    base_n, base = run_counted(python, child, "none", rounds)
+    base_2n, _ = run_counted(python, child, "none", 2 * rounds)
+    per_round = (base_2n - base_n) / rounds
+    slowdown = base["cpu"] / rounds / native
+    print("CPython %s: instructions per round (callgrind), %d and %d rounds; callgrind runs the workload %.0fx"
+          " slower than here, so each rate is asked for %.0fx slower" % (sys.version.split()[0], rounds, 2 * rounds,
+                                                                          slowdown, slowdown))
+    print("| configuration | instructions per round | overhead | samples per round |")
+    print("|---|---|---|---|")
+    print("| none | %.0f | - | - |" % per_round)
+    for mode in ("cpu", "wall"):
+        for hz in (100, 1000):
+            config = "libleak-%s-%g" % (mode, hz / slowdown)
+            count_n, r_n = run_counted(python, child, config, rounds)
+            count_2n, r_2n = run_counted(python, child, config, 2 * rounds)
+            cost = (count_2n - count_n) / rounds
+            print("| libleak %s %d Hz | %.0f | %+.2f%% | %.1f |" % (mode, hz, cost, 100.0 * (cost / per_round - 1),
+                                                                   (r_2n["samples"] - r_n["samples"]) / rounds))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -197,6 +242,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--pairs", type=int, default=20, help="on/off pairs of the in-process overhead figure")
     ap.add_argument("--pair-rounds", type=int, default=10, help="rounds per thread in one block of a pair")
+    ap.add_argument("--instructions", action="store_true", help="count instructions under callgrind (see the top)")
     args = ap.parse_args()
     if args.quick:
         args.repeat, args.rounds, args.pairs, args.pair_rounds = 1, 8, 3, 4
@@ -215,6 +261,11 @@ def main():
         paired = os.path.join(workdir, "paired.py")
         with open(paired, "w") as f:
             f.write(PAIRED)
+        if args.instructions:
+            if not shutil.which("valgrind"):
+                raise SystemExit("--instructions needs valgrind")
+            instructions(python, child, 4 if args.quick else 10)
+            return
         best = {}
         for _ in range(args.repeat):
             for config in configs:  # interleaved, so load changes hit every configuration alike

@@ -268,6 +268,15 @@ unsigned long leak__frames_thread_id(PyThreadState *tstate) { return tstate->thr
 
 uint64_t leak__frames_thread_serial(PyThreadState *tstate) { return tstate->id; }
 
+int leak__frames_native_thread_id(PyThreadState *tstate) {
+#if PY_VERSION_HEX >= 0x030B0000
+  return (int)tstate->native_thread_id;
+#else
+  (void)tstate;
+  return 0;
+#endif
+}
+
 int leak__frames_gc_collecting(PyThreadState *tstate) {
 #if PY_VERSION_HEX >= 0x03090000
   return tstate->interp->gc.collecting != 0;

@@ -65,6 +65,9 @@ int leak__frame_lineno(PyCodeObject *code, int32_t lasti);
 /* The OS thread id CPython recorded for `tstate` (threading.get_ident()).  Async-signal-safe. */
 unsigned long leak__frames_thread_id(PyThreadState *tstate);
 
+/* The kernel's id of `tstate`'s thread (gettid()), which CPython records from 3.11 on; 0 before. */
+int leak__frames_native_thread_id(PyThreadState *tstate);
+
 /* The interpreter's serial number of a thread state, never reused in a process (unlike thread ids:
  * a pthread id comes back as soon as a thread is joined and another starts). */
 uint64_t leak__frames_thread_serial(PyThreadState *tstate);

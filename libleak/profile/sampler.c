@@ -12,10 +12,12 @@
  * signal (si_overrun).  Each sample therefore weighs 1 + si_overrun, so counts stay proportional to
  * CPU time at any interval; stats.signals says how many stacks were actually read.
  *
- * SIGEV_THREAD_ID needs the kernel thread id, which thread states carry only from 3.11.  So the
- * manager, on finding a new thread state, writes its pthread id into a free entry of the thread
- * table and sends the thread SIGPROF with pthread_kill; the handler, seeing SI_TKILL, stores its
- * gettid() in its entry; the manager's next round makes the timer.
+ * SIGEV_THREAD_ID needs the kernel thread id, which thread states carry only from 3.11: there the
+ * timer is made as soon as the thread is found.  Before 3.11 the scan writes the thread's pthread
+ * id into a free entry of the thread table and sends the thread SIGPROF with pthread_kill; the
+ * handler, seeing SI_TKILL, stores its gettid() in its entry, and the timer is made by the next
+ * scan: at start, a moment later (start waits for the answers, so a short profile is not missing
+ * its beginning); for threads started later, the manager's next round.
  *
  * Who touches what:
  * - The signal handler (async-signal-safe: no malloc, no locks, no Python API, errno saved) reads
@@ -322,11 +324,12 @@ static void scan_threads(PyInterpreterState *interp) {
         missed++;
         continue;
       }
-      __atomic_store_n(&entry->tid, 0, __ATOMIC_RELEASE);
+      int tid = leak__frames_native_thread_id(ts);
+      __atomic_store_n(&entry->tid, tid, __ATOMIC_RELEASE);
       entry->serial = serial;
       __atomic_store_n(&entry->ident, ident, __ATOMIC_RELEASE);
       entry->timer_state = TIMER_NONE;
-      pthread_kill((pthread_t)ident, SIGPROF);
+      if (tid == 0) pthread_kill((pthread_t)ident, SIGPROF); /* the handler stores its tid */
     }
     entry->seen = 1;
     if (entry->timer_state == TIMER_NONE && __atomic_load_n(&entry->tid, __ATOMIC_ACQUIRE) != 0)
@@ -334,6 +337,23 @@ static void scan_threads(PyInterpreterState *interp) {
   }
   if (missed > stats.threads_missed) stats.threads_missed = missed;
   pthread_mutex_unlock(&table_mutex);
+}
+
+/* Waits up to `limit_ns` for every pinged thread to store its kernel id (before 3.11; see the top).
+ * GIL held: the handlers that answer do not need it. */
+static void await_pings(int64_t limit_ns) {
+  int64_t deadline = now_ns() + limit_ns;
+  for (;;) {
+    int waiting = 0;
+    pthread_mutex_lock(&table_mutex);
+    for (int i = 0; i < max_threads; i++)
+      if (threads[i].ident != 0 && threads[i].timer_state == TIMER_NONE && __atomic_load_n(&threads[i].tid, __ATOMIC_ACQUIRE) == 0)
+        waiting = 1;
+    pthread_mutex_unlock(&table_mutex);
+    if (!waiting || now_ns() >= deadline) return;
+    struct timespec pause = {0, 200 * 1000};
+    nanosleep(&pause, NULL);
+  }
 }
 
 /* One round of the manager, GIL held: fold what the handlers buffered, then cover new threads. */
@@ -447,8 +467,11 @@ int leak_sampler_start(const leak_sampler_options *opts) {
   leak__stacks_pin(); /* the counts hold stack ids: no clear may free them until stop */
   __atomic_store_n(&active, 1, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&table_mutex);
-  /* Cover the threads that exist now at once (the pings go out now, timers follow a round later). */
-  scan_threads(PyThreadState_GetInterpreter(PyThreadState_Get()));
+  /* Cover the threads that exist now at once: timers now, or (before 3.11) after their answers. */
+  PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+  scan_threads(interp);
+  await_pings(20 * 1000 * 1000);
+  scan_threads(interp);
   rc = pthread_create(&manager, NULL, manager_main, NULL);
   if (rc != 0) {
     __atomic_store_n(&active, 0, __ATOMIC_SEQ_CST);

@@ -57,6 +57,33 @@ def test_hot_function_holds_most_samples_on_both_threads(python):
     assert out.strip() == "ok"
 
 
+def test_a_short_profile_has_its_beginning(python):
+    """The timers of the threads that exist at start are armed before start returns (3.11+: from the
+    thread state's kernel id; before: start waits for the threads' answers to a ping), not a manager
+    round (20 ms) or two later: a thread that runs 30 ms of CPU at 1 kHz right after start must not
+    lose its beginning.  Repeated, so one slow start cannot decide it."""
+    run(python, """
+        counts = []
+        for attempt in range(6):
+            go = threading.Event()
+            ids = []
+            def worker():
+                ids.append(threading.get_ident())
+                go.wait()
+                hot(0.03)
+            t = threading.Thread(target=worker)
+            t.start()
+            while not ids:
+                time.sleep(0.001)
+            with sampler.profile(interval=0.001) as prof:
+                go.set()
+                t.join()
+            counts.append(sum(n for tid, frames, n in prof.stacks() if tid == ids[0]))
+        # 30 samples asked for each time; a round's delay left 0 - 10
+        assert sorted(counts)[3] >= 20, counts
+    """)
+
+
 def test_thread_started_after_start_is_sampled(python):
     run(python, """
         s = sampler.Sampler(interval=0.001)
