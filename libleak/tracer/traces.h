@@ -61,7 +61,14 @@ static inline size_t leak__traces_home_slot(uint64_t key, size_t capacity) {
 static inline void leak__traces_prefetch(leak__trace_table *table, uint64_t key) {
   leak__trace *slots = __atomic_load_n(&table->slots, __ATOMIC_RELAXED);
   size_t capacity = __atomic_load_n(&table->capacity, __ATOMIC_RELAXED);
-  if (slots != NULL) __builtin_prefetch(&slots[leak__traces_home_slot(key, capacity)], 1);
+  if (slots == NULL) return;
+  const leak__trace *slot = &slots[leak__traces_home_slot(key, capacity)];
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  /* Volatile: GCC sank a __builtin_prefetch below the stack walk it was meant to overlap with. */
+  __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)slot));
+#else
+  __builtin_prefetch(slot, 1);
+#endif
 }
 
 /* Makes sure the table can take `count` traces without growing; LEAK_ENOMEM leaves it as it was. */
