@@ -222,17 +222,18 @@ def instructions(python, child, rounds):
     print("CPython %s: instructions per round (callgrind), %d and %d rounds; callgrind runs the workload %.0fx"
           " slower than here, so each rate is asked for %.0fx slower" % (sys.version.split()[0], rounds, 2 * rounds,
                                                                           slowdown, slowdown))
-    print("| configuration | instructions per round | overhead | samples per round |")
-    print("|---|---|---|---|")
-    print("| none | %.0f | - | - |" % per_round)
+    print("| configuration | instructions per round | overhead | samples per round | signals per round |")
+    print("|---|---|---|---|---|")
+    print("| none | %.0f | - | - | - |" % per_round)
     for mode in ("cpu", "wall"):
         for hz in (100, 1000):
             config = "libleak-%s-%g" % (mode, hz / slowdown)
             count_n, r_n = run_counted(python, child, config, rounds)
             count_2n, r_2n = run_counted(python, child, config, 2 * rounds)
             cost = (count_2n - count_n) / rounds
-            print("| libleak %s %d Hz | %.0f | %+.2f%% | %.1f |" % (mode, hz, cost, 100.0 * (cost / per_round - 1),
-                                                                   (r_2n["samples"] - r_n["samples"]) / rounds))
+            print("| libleak %s %d Hz | %.0f | %+.2f%% | %.1f | %.1f |" % (
+                mode, hz, cost, 100.0 * (cost / per_round - 1), (r_2n["samples"] - r_n["samples"]) / rounds,
+                (r_2n["signals"] - r_n["signals"]) / rounds))
 
 
 def main():

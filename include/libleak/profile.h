@@ -96,7 +96,9 @@ LEAK_EXTERN int leak_profile_sample(const leak_profile *profile, size_t i, uint3
 
 typedef enum leak_sampler_mode {
   LEAK_SAMPLER_CPU = 0,  /* each thread is sampled per `interval_ns` of its own CPU time */
-  LEAK_SAMPLER_WALL = 1, /* each thread is sampled per `interval_ns` of real time, running or not */
+  LEAK_SAMPLER_WALL = 1, /* each thread is sampled per `interval_ns` of real time, running or not; a
+                            thread mostly off the CPU is not woken: its time off the CPU is counted
+                            every 20 ms at the stack it shows (sampler.c explains) */
 } leak_sampler_mode;
 
 typedef struct leak_sampler_options {

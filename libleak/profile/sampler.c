@@ -19,6 +19,18 @@
  * scan: at start, a moment later (start waits for the answers, so a short profile is not missing
  * its beginning); for threads started later, the manager's next round.
  *
+ * Wall mode without waking sleepers.  A wall-clock timer interrupts its thread whether it runs or
+ * not: a thread blocked in a system call, or waiting for the GIL, is woken for every sample, and at
+ * 1 kHz those wake-ups cost more than all the rest (they displace the threads that run).  So a
+ * thread that used less than 90% of the wall time on the CPU in the manager's last round is parked:
+ * its wall timer stops and a timer on its CPU clock samples the time it still runs, while the
+ * manager, at each round, counts the time it spent off the CPU as samples of the stack it shows
+ * then.  The manager holds the GIL for that, and no thread's Python frames move while another
+ * thread holds the GIL, so reading them is safe without a signal.  A parked thread that runs 90% of
+ * a round again gets its wall timer back.  Off-CPU time is thus placed at the manager's 50 Hz:
+ * exact for long waits, a statistical sample for short ones (waits for the GIL between two busy
+ * threads).
+ *
  * Who touches what:
  * - The signal handler (async-signal-safe: no malloc, no locks, no Python API, errno saved) reads
  *   `active`, `buffer`, `nframe` and the thread table's `ident` fields, writes a buffer slot or an
@@ -57,7 +69,14 @@ typedef struct thread_entry {
   int tid;             /* atomic: kernel thread id, stored by the thread's own handler; 0 = not yet */
   int timer_state;     /* TIMER_NONE, TIMER_ARMED or TIMER_FAILED */
   int seen;            /* found in the current scan */
-  timer_t timer;
+  timer_t timer;       /* the thread's CPU clock (cpu mode), the wall clock (wall mode) */
+  /* Wall mode only (see "Wall mode without waking sleepers"); table_mutex. */
+  int parked;          /* the wall timer is off, cpu_timer and the manager sample the thread */
+  int can_park;        /* cpu_timer and cpu_clock exist */
+  timer_t cpu_timer;   /* on the thread's CPU clock, armed while parked */
+  clockid_t cpu_clock;
+  int64_t wall_mark, cpu_mark; /* both clocks at the last round */
+  int64_t off_carry;   /* off-CPU time not yet counted: less than one interval */
 } thread_entry;
 #define TIMER_NONE 0
 #define TIMER_ARMED 1
@@ -124,6 +143,33 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Starts (every interval) or stops a timer. */
+static void arm_timer(timer_t timer, int on) {
+  struct itimerspec spec = {{0, 0}, {0, 0}};
+  if (on) {
+    spec.it_interval.tv_sec = options.interval_ns / 1000000000;
+    spec.it_interval.tv_nsec = options.interval_ns % 1000000000;
+    spec.it_value = spec.it_interval;
+  }
+  timer_settime(timer, 0, &spec, NULL);
+}
+
+/* A timer on `clock` that sends SIGPROF to the entry's thread, not armed yet; 0 or -1. */
+static int new_timer(thread_entry *entry, clockid_t clock, timer_t *out) {
+  struct sigevent event;
+  memset(&event, 0, sizeof event);
+  event.sigev_notify = SIGEV_THREAD_ID;
+  event.sigev_signo = SIGPROF;
+  event.sigev_notify_thread_id = __atomic_load_n(&entry->tid, __ATOMIC_ACQUIRE);
+  return timer_create(clock, &event, out) == 0 ? 0 : -1;
+}
+
+static int64_t clock_ns(clockid_t clock) {
+  struct timespec ts;
+  if (clock_gettime(clock, &ts) != 0) return -1;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The handler's answer to the manager's ping: store this thread's kernel id in its entry.
  * Async-signal-safe: pthread_self reads a register, gettid is a system call. */
 static void register_this_thread(void) {
@@ -173,14 +219,10 @@ out:
  * next start or stop there. */
 static void arm_all_unlocked(int on) {
   for (int i = 0; i < max_threads; i++) {
-    if (threads[i].ident == 0 || threads[i].timer_state != TIMER_ARMED) continue;
-    struct itimerspec spec = {{0, 0}, {0, 0}};
-    if (on) {
-      spec.it_interval.tv_sec = options.interval_ns / 1000000000;
-      spec.it_interval.tv_nsec = options.interval_ns % 1000000000;
-      spec.it_value = spec.it_interval;
-    }
-    timer_settime(threads[i].timer, 0, &spec, NULL);
+    thread_entry *entry = &threads[i];
+    if (entry->ident == 0 || entry->timer_state != TIMER_ARMED) continue;
+    arm_timer(entry->timer, on && !entry->parked);
+    if (entry->can_park) arm_timer(entry->cpu_timer, on && entry->parked);
   }
 }
 static void before_fork(void) {
@@ -215,15 +257,11 @@ static void init_once(void) {
 }
 
 /* Folds one buffered sample into the counts (GIL held: interning a new stack takes references). */
-static void fold_sample(const leak__sample_slot *slot, void *arg) {
-  (void)arg;
-  if (slot->nframe < 0) {
-    stats.dropped++;
-    return;
-  }
-  uint32_t hash = leak__stacks_hash(slot->frames, slot->nframe, slot->depth);
+/* Adds `weight` samples of a stack of `thread` to the counts (GIL held: interning takes references). */
+static void count_stack(const leak__frame *frames, int nframe, int depth, unsigned long thread, uint64_t weight) {
+  uint32_t hash = leak__stacks_hash(frames, nframe, depth);
   leak__stacks_lock();
-  leak__stack_id id = leak__stacks_intern_unlocked(slot->frames, slot->nframe, slot->depth, hash, 1);
+  leak__stack_id id = leak__stacks_intern_unlocked(frames, nframe, depth, hash, 1);
   leak__stacks_unlock();
   if (id == LEAK_STACK_NONE) {
     stats.dropped++;
@@ -232,7 +270,7 @@ static void fold_sample(const leak__sample_slot *slot, void *arg) {
   count_key key;
   memset(&key, 0, sizeof key);
   key.stack = id;
-  key.thread = slot->thread_id;
+  key.thread = thread;
   count_entry *entry;
   HASH_FIND(hh, counts, &key, sizeof key, entry);
   if (entry == NULL) {
@@ -249,40 +287,50 @@ static void fold_sample(const leak__sample_slot *slot, void *arg) {
       return;
     }
   }
-  entry->count += (uint64_t)slot->weight;
-  stats.samples += (uint64_t)slot->weight;
+  entry->count += weight;
+  stats.samples += weight;
+}
+
+/* Folds one buffered sample into the counts (GIL held). */
+static void fold_sample(const leak__sample_slot *slot, void *arg) {
+  (void)arg;
+  if (slot->nframe < 0) {
+    stats.dropped++;
+    return;
+  }
+  count_stack(slot->frames, slot->nframe, slot->depth, slot->thread_id, (uint64_t)slot->weight);
   stats.signals++;
 }
 
-/* Makes and arms the timer of a registered thread (table_mutex held, GIL held: the thread is alive). */
+/* Makes and arms the timer of a registered thread (table_mutex held, GIL held: the thread is alive).
+ * In wall mode also the CPU-clock timer it is parked on, unarmed: the thread starts unparked. */
 static void make_timer_unlocked(thread_entry *entry) {
-  clockid_t clock = CLOCK_MONOTONIC;
-  if (options.mode == LEAK_SAMPLER_CPU && pthread_getcpuclockid((pthread_t)entry->ident, &clock) != 0) {
+  clockid_t cpu_clock;
+  int have_cpu_clock = pthread_getcpuclockid((pthread_t)entry->ident, &cpu_clock) == 0;
+  clockid_t clock = options.mode == LEAK_SAMPLER_CPU ? cpu_clock : CLOCK_MONOTONIC;
+  if ((options.mode == LEAK_SAMPLER_CPU && !have_cpu_clock) || new_timer(entry, clock, &entry->timer) < 0) {
     entry->timer_state = TIMER_FAILED;
     stats.threads_missed++;
     return;
   }
-  struct sigevent event;
-  memset(&event, 0, sizeof event);
-  event.sigev_notify = SIGEV_THREAD_ID;
-  event.sigev_signo = SIGPROF;
-  event.sigev_notify_thread_id = __atomic_load_n(&entry->tid, __ATOMIC_ACQUIRE);
-  if (timer_create(clock, &event, &entry->timer) != 0) {
-    entry->timer_state = TIMER_FAILED;
-    stats.threads_missed++;
-    return;
+  entry->parked = 0;
+  entry->can_park = 0;
+  if (options.mode == LEAK_SAMPLER_WALL && have_cpu_clock && new_timer(entry, cpu_clock, &entry->cpu_timer) == 0) {
+    entry->can_park = 1;
+    entry->cpu_clock = cpu_clock;
+    entry->wall_mark = now_ns();
+    entry->cpu_mark = clock_ns(cpu_clock);
+    entry->off_carry = 0;
   }
-  struct itimerspec spec;
-  spec.it_interval.tv_sec = options.interval_ns / 1000000000;
-  spec.it_interval.tv_nsec = options.interval_ns % 1000000000;
-  spec.it_value = spec.it_interval;
-  timer_settime(entry->timer, 0, &spec, NULL);
+  arm_timer(entry->timer, 1);
   entry->timer_state = TIMER_ARMED;
   stats.threads++;
 }
 
 static void release_entry_unlocked(thread_entry *entry) {
   if (entry->timer_state == TIMER_ARMED) timer_delete(entry->timer);
+  if (entry->timer_state == TIMER_ARMED && entry->can_park) timer_delete(entry->cpu_timer);
+  entry->can_park = 0;
   entry->timer_state = TIMER_NONE;
   __atomic_store_n(&entry->tid, 0, __ATOMIC_RELEASE);
   __atomic_store_n(&entry->ident, 0, __ATOMIC_RELEASE);
@@ -356,10 +404,49 @@ static void await_pings(int64_t limit_ns) {
   }
 }
 
+/* Wall mode, once a round, GIL held (see "Wall mode without waking sleepers"): counts each parked
+ * thread's time off the CPU since the last round as samples of the stack it shows now, and parks or
+ * unparks each thread by how much of the round it ran.  `self` (the manager, or the thread stopping
+ * the sampler, which runs) is left alone. */
+static void pace_wall_threads(PyInterpreterState *interp, PyThreadState *self) {
+  leak__frame frames[MAX_NFRAME];
+  int64_t now = now_ns();
+  pthread_mutex_lock(&table_mutex);
+  for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+    if (ts == self || ts == manager_tstate) continue;
+    thread_entry *entry = find_entry_unlocked(leak__frames_thread_id(ts), leak__frames_thread_serial(ts));
+    if (entry == NULL || entry->timer_state != TIMER_ARMED || !entry->can_park) continue;
+    int64_t cpu = clock_ns(entry->cpu_clock);
+    if (cpu < 0) continue;
+    int64_t wall_spent = now - entry->wall_mark, cpu_spent = cpu - entry->cpu_mark;
+    entry->wall_mark = now;
+    entry->cpu_mark = cpu;
+    if (entry->parked && wall_spent > cpu_spent) {
+      entry->off_carry += wall_spent - cpu_spent;
+      uint64_t whole = (uint64_t)(entry->off_carry / options.interval_ns);
+      entry->off_carry -= (int64_t)whole * options.interval_ns;
+      if (whole > 0) {
+        int depth;
+        int n = leak__frames_read_depth(ts, frames, nframe_limit, LEAK_STACK_MAX_DEPTH, &depth);
+        if (n > 0) count_stack(frames, n, depth, leak__frames_thread_id(ts), whole);
+      }
+    }
+    int busy = cpu_spent >= wall_spent / 10 * 9;
+    if (entry->parked == busy) {
+      entry->parked = !busy;
+      entry->off_carry = 0;
+      arm_timer(entry->timer, busy);
+      arm_timer(entry->cpu_timer, !busy);
+    }
+  }
+  pthread_mutex_unlock(&table_mutex);
+}
+
 /* One round of the manager, GIL held: fold what the handlers buffered, then cover new threads. */
 static void manager_round(void) {
   leak__samplebuf_drain(buffer, fold_sample, NULL);
   scan_threads(PyThreadState_GetInterpreter(manager_tstate));
+  if (options.mode == LEAK_SAMPLER_WALL) pace_wall_threads(PyThreadState_GetInterpreter(manager_tstate), manager_tstate);
 }
 
 /* The manager thread: every MANAGER_PERIOD_NS, takes the GIL for one round.  It blocks SIGPROF so
@@ -547,6 +634,9 @@ int leak_sampler_stop(leak_profile **out) {
   Py_BEGIN_ALLOW_THREADS pthread_join(manager, NULL);
   Py_END_ALLOW_THREADS
 
+  /* The parked threads' time off the CPU since the last round. */
+  if (options.mode == LEAK_SAMPLER_WALL)
+    pace_wall_threads(PyThreadState_GetInterpreter(PyThreadState_Get()), PyThreadState_Get());
   /* No more ticks, then no handler left mid-sample: the buffer can be drained for the last time. */
   pthread_mutex_lock(&table_mutex);
   for (int i = 0; i < max_threads; i++)

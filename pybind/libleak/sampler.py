@@ -3,7 +3,8 @@ ecosystem reads.
 
 Each Python thread gets a timer on its own CPU clock (``mode='cpu'``) or on the wall clock
 (``mode='wall'``, which also samples threads that sleep or block); on every tick the thread records
-its own stack.  Stopping gives a :class:`Profile`, which writes by file suffix:
+its own stack.  In wall mode a thread that spent most of the last 20 ms off the CPU is not woken:
+its time off the CPU is counted every 20 ms at the stack it shows then.  Stopping gives a :class:`Profile`, which writes by file suffix:
 
 - ``.collapsed``: folded stacks, ``root;child;leaf N`` (flamegraph.pl, speedscope, inferno)
 - ``.speedscope.json``: speedscope's file format, one profile per thread
