@@ -303,7 +303,7 @@ static void fold_sample(const leak__sample_slot *slot, void *arg) {
 }
 
 /* Makes and arms the timer of a registered thread (table_mutex held, GIL held: the thread is alive).
- * In wall mode also the CPU-clock timer it is parked on, unarmed: the thread starts unparked. */
+ * In wall mode also the CPU-clock timer it is parked on: the thread starts parked. */
 static void make_timer_unlocked(thread_entry *entry) {
   clockid_t cpu_clock;
   int have_cpu_clock = pthread_getcpuclockid((pthread_t)entry->ident, &cpu_clock) == 0;
@@ -317,12 +317,14 @@ static void make_timer_unlocked(thread_entry *entry) {
   entry->can_park = 0;
   if (options.mode == LEAK_SAMPLER_WALL && have_cpu_clock && new_timer(entry, cpu_clock, &entry->cpu_timer) == 0) {
     entry->can_park = 1;
+    entry->parked = 1; /* until a round shows it busy: most threads wait (a new one often for the GIL) */
     entry->cpu_clock = cpu_clock;
     entry->wall_mark = now_ns();
     entry->cpu_mark = clock_ns(cpu_clock);
     entry->off_carry = 0;
+    arm_timer(entry->cpu_timer, 1);
   }
-  arm_timer(entry->timer, 1);
+  arm_timer(entry->timer, !entry->parked);
   entry->timer_state = TIMER_ARMED;
   stats.threads++;
 }
