@@ -129,14 +129,16 @@ TEST(sampler_wall_mode_sees_sleeping_thread) {
             0);
   leak_profile *p = NULL;
   ASSERT_EQ(leak_sampler_stop(&p), 0);
-  ASSERT_GE(samples_in(p, "sleeper", 0), 20);
+  int64_t wall = samples_in(p, "sleeper", 0);
+  ASSERT_GE(wall, 20);
   leak_profile_free(p);
-  /* CPU mode gives the same sleeper (almost) nothing: it sleeps. */
+  /* CPU mode gives the same sleeper (almost) nothing: it sleeps.  Relative to the wall figure (200 ms:
+   * ~100 samples), since under valgrind each sleep call itself costs a millisecond of CPU or more. */
   o.mode = LEAK_SAMPLER_CPU;
   ASSERT_EQ(leak_sampler_start(&o), 0);
   ASSERT_EQ(test_python_run("sleeper()\n"), 0);
   ASSERT_EQ(leak_sampler_stop(&p), 0);
-  ASSERT_LE(samples_in(p, "sleeper", 0), 10);
+  ASSERT_LE(samples_in(p, "sleeper", 0) * 4, wall);
   leak_profile_free(p);
   return 0;
 }
