@@ -137,11 +137,14 @@ static void hook_code_dealloc_once(void) {
   PyCode_Type.tp_dealloc = code_dealloc_hook;
 }
 
-static int64_t now_ns(void) {
+/* A clock's time in nanoseconds; -1 when it cannot be read (a thread's CPU clock after it ended). */
+static int64_t clock_ns(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  if (clock_gettime(clock, &ts) != 0) return -1;
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 /* Starts (every interval) or stops a timer. */
 static void arm_timer(timer_t timer, int on) {
@@ -164,11 +167,6 @@ static int new_timer(thread_entry *entry, clockid_t clock, timer_t *out) {
   return timer_create(clock, &event, out) == 0 ? 0 : -1;
 }
 
-static int64_t clock_ns(clockid_t clock) {
-  struct timespec ts;
-  if (clock_gettime(clock, &ts) != 0) return -1;
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The handler's answer to the manager's ping: store this thread's kernel id in its entry.
  * Async-signal-safe: pthread_self reads a register, gettid is a system call. */
