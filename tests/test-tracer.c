@@ -144,6 +144,65 @@ TEST(tracer_counters_and_peak) {
   return 0;
 }
 
+/* Exact mode queues its table updates (tracer/pending.h) and applies them in order; every reader
+ * sees them applied.  A random run of allocations, frees and reallocs in three domains, with no read
+ * in between, must leave each live block's trace with its size and line; an address freed and
+ * handed out again inside the queue's window must keep its new trace; and the peak must count a
+ * block that came and went between two reads. */
+TEST(tracer_queued_updates_keep_the_allocators_order) {
+  tracer_probe_start_python();
+  ASSERT_EQ(test_python_run("import random\n"
+                            "assert _tprobe.start(1) == 0\n"
+                            "rng = random.Random(7)\n"
+                            "live, model = [], {}\n"
+                            "for i in range(4000):\n"
+                            "    r = rng.random()\n"
+                            "    if r < 0.5 or not live:\n"
+                            "        kind = rng.choice(('raw', 'mem', 'obj'))\n"
+                            "        size = rng.choice((8, 24, 100, 600, 5000))\n"
+                            "        addr = _tprobe.alloc(kind, size); line = here()\n"
+                            "        live.append((kind, addr)); model[addr] = (size, line)\n"
+                            "    elif r < 0.85:\n"
+                            "        kind, addr = live.pop(rng.randrange(len(live)))\n"
+                            "        _tprobe.free(kind, addr); del model[addr]\n"
+                            "    else:\n"
+                            "        j = rng.randrange(len(live)); kind, addr = live[j]\n"
+                            "        size = rng.choice((16, 300, 7000))\n"
+                            "        new = _tprobe.realloc(kind, addr, size); line = here()\n"
+                            "        del model[addr]; model[new] = (size, line); live[j] = (kind, new)\n"
+                            "traces = {addr: size for addr, size, domain in _tprobe.traces() if domain == 0}\n"
+                            "for addr, (size, line) in model.items():\n"
+                            "    assert traces.get(addr) == size, (addr, size, traces.get(addr))\n"
+                            "    t = _tprobe.trace(addr)\n"
+                            "    assert t[2] == [('<module>', line)], (t, line)\n"
+                            "n, total, count, current = _tprobe.consistency()\n"
+                            "assert n == count and total == current, (n, count, total, current)\n"
+                            "for kind, addr in live: _tprobe.free(kind, addr)\n"
+                            "for addr in model: assert _tprobe.trace(addr) is None, addr\n"
+                            /* the same address again, freed and reused with no read in between */
+                            "reused = 0\n"
+                            "for i in range(200):\n"
+                            "    a = _tprobe.alloc('obj', 440)\n"
+                            "    _tprobe.free('obj', a)\n"
+                            "    b = _tprobe.alloc('obj', 440); line = here()\n"
+                            "    t = _tprobe.trace(b)\n"
+                            "    assert t is not None and t[0] == 440 and t[2] == [('<module>', line)], (t, line)\n"
+                            "    reused += a == b\n"
+                            "    _tprobe.free('obj', b)\n"
+                            "assert reused > 100, reused\n"
+                            /* the peak of a block that came and went between two reads */
+                            "current0 = _tprobe.counters()[0]\n"
+                            "big = _tprobe.alloc('mem', 3000000)\n"
+                            "_tprobe.free('mem', big)\n"
+                            "small = _tprobe.alloc('mem', 10)\n"
+                            "current, peak = _tprobe.counters()[:2]\n"
+                            "assert peak >= current0 + 3000000 and current < current0 + 3000000, (current0, current, peak)\n"
+                            "_tprobe.free('mem', small)\n"
+                            "_tprobe.stop()\n"),
+            0);
+  return 0;
+}
+
 TEST(tracer_realloc_moves_the_trace_with_the_current_stack) {
   tracer_probe_start_python();
   ASSERT_EQ(test_python_run("assert _tprobe.start(1) == 0\n"

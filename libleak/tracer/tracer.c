@@ -12,6 +12,11 @@
  * here.  The lock is never held across a call into an allocator of Python's, nor across Py_DECREF.
  * The free path never takes the GIL (CPython frees thread states without it).
  *
+ * Queued updates.  In exact mode the hooks do not write the trace table at once: they queue the
+ * update (pending.h), start fetching its slot, and apply the update queued LEAK_PENDING_OPS before,
+ * so that a big table's cache misses overlap.  The queue is applied in order under the same lock,
+ * and everything that reads the table or the counters, or updates them directly, empties it first.
+ *
  * Reentrancy.  A thread-local flag is set while a slow path runs: allocations nested inside it
  * (pymalloc asking the RAW domain for a large block, the hook of another tool under ours) go straight
  * to the allocator below, so a block is traced once, by the outermost domain, and is never counted
@@ -78,6 +83,7 @@
 #include "tracer/tracer.h"
 #include "core/stacks.h"
 #include "tracer/traces.h"
+#include "tracer/pending.h"
 #include "tracer/sampling.h"
 
 #include <pthread.h>
@@ -108,6 +114,7 @@ static leak_tracer_options options = LEAK_TRACER_OPTIONS_INIT;
 /* Protected by the lock (leak__stacks_lock): the traces, the traced-memory counters and the list of
  * domain numbers (domain index i + 1 -> domain_numbers[i]; index 0 is domain 0). */
 static leak__trace_table traces;
+static leak__pending pending; /* exact mode's queued updates of `traces` (see the top comment) */
 static size_t traced_current, traced_peak;
 #define MAX_DOMAINS 1024
 static unsigned domain_numbers[MAX_DOMAINS];
@@ -214,6 +221,38 @@ static int put_trace_unlocked(uint64_t key, leak__stack_id stack, uint64_t size)
   return 0;
 }
 
+/* Puts (stack != LEAK_PENDING_REMOVE) or removes the trace of `key` now, with the counters. */
+static void apply_update_unlocked(uint64_t key, uint32_t stack, uint64_t size) {
+  if (stack == LEAK_PENDING_REMOVE) {
+    uint64_t old_size;
+    if (leak__traces_remove(&traces, key, &old_size, NULL)) count_removed_unlocked(key, old_size);
+  } else if (put_trace_unlocked(key, stack, size) < 0) {
+    count_dropped();
+  }
+}
+
+/* Applies the queued updates: before anything reads the table or the counters, or updates them
+ * other than through the queue. */
+static void flush_pending_unlocked(void) {
+  leak__pending_op op;
+  while (leak__pending_pop(&pending, &op)) apply_update_unlocked(op.key, op.stack, op.size);
+}
+
+/* Puts (stack != LEAK_PENDING_REMOVE) or removes the trace of `key`.  Exact mode queues it and
+ * fetches its slot now, to be written LEAK_PENDING_OPS updates later.  Sampled mode applies it at
+ * once: the free hook's filter must count a new trace before its block can be freed, and sampled
+ * updates are too rare to queue.  Blocks of 4 GiB and more do not fit in the queue. */
+static void update_trace_unlocked(uint64_t key, uint32_t stack, uint64_t size) {
+  if (options.sample_bytes > 0 || size >= UINT32_MAX) {
+    flush_pending_unlocked();
+    apply_update_unlocked(key, stack, size);
+    return;
+  }
+  leak__traces_prefetch(&traces, key);
+  leak__pending_op op = {key, stack, (uint32_t)size}, oldest;
+  if (leak__pending_push(&pending, op, &oldest)) apply_update_unlocked(oldest.key, oldest.stack, oldest.size);
+}
+
 /* A stack captured outside the lock: how many frames were stored, the depth of the whole stack
  * (tracemalloc's total_nframe), and their hash. */
 typedef struct captured_stack {
@@ -242,7 +281,6 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
     return;
   }
   uint64_t key = LEAK_TRACE_KEY(0, address);
-  leak__traces_prefetch(&traces, key); /* the miss overlaps with the walk below */
   int nframe = options.nframe;
   leak__frame frames[nframe];
   captured_stack stack;
@@ -251,19 +289,31 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
   if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     leak__stack_id id =
         leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, stack.may_reference);
-    if (id == LEAK_STACK_NONE || put_trace_unlocked(key, id, size) < 0) count_dropped();
+    if (id == LEAK_STACK_NONE)
+      count_dropped();
+    else
+      update_trace_unlocked(key, id, size);
   }
   leak__stacks_unlock();
   this_thread.last_traced_block = address;
 }
 
-/* Forgets the trace of a domain-0 block; returns 1 with its size and stack when there was one.
- * Hot path: in sampled mode, callers check may_be_traced first, without the lock. */
+/* Forgets the trace of a freed domain-0 block (queued in exact mode).  Hot path. */
+static __attribute__((noinline)) void forget_block(void *ptr) {
+  leak__stacks_lock();
+  update_trace_unlocked(LEAK_TRACE_KEY(0, (uintptr_t)ptr), LEAK_PENDING_REMOVE, 0);
+  leak__stacks_unlock();
+}
+
+/* Takes the trace of a domain-0 block out now; returns 1 with its size and stack when there was one
+ * (realloc puts it back if the block could not be resized).  Callers in sampled mode check
+ * may_be_traced first, without the lock. */
 static __attribute__((noinline)) int untrace_block(void *ptr, uint64_t *size, uint32_t *stack) {
   uint64_t key = LEAK_TRACE_KEY(0, (uintptr_t)ptr);
   int found = 0;
   uint64_t old_size = 0;
   leak__stacks_lock();
+  flush_pending_unlocked();
   if (leak__traces_remove(&traces, key, &old_size, stack)) {
     count_removed_unlocked(key, old_size);
     found = 1;
@@ -372,9 +422,8 @@ static __attribute__((noinline)) void *realloc_slow(hooked_domain *domain, void 
   if (moved == NULL) {
     if (had_trace) {
       leak__stacks_lock();
-      if (__atomic_load_n(&tracing, __ATOMIC_RELAXED) &&
-          put_trace_unlocked(LEAK_TRACE_KEY(0, (uintptr_t)ptr), old_stack, old_size) < 0)
-        count_dropped();
+      if (__atomic_load_n(&tracing, __ATOMIC_RELAXED))
+        update_trace_unlocked(LEAK_TRACE_KEY(0, (uintptr_t)ptr), old_stack, old_size);
       leak__stacks_unlock();
     }
   } else if (__atomic_load_n(&tracing, __ATOMIC_RELAXED) &&
@@ -394,7 +443,7 @@ static __attribute__((noinline)) void free_slow(hooked_domain *domain, void *ptr
     return;
   }
   uint64_t countdown = enter_hook();
-  untrace_block(ptr, NULL, NULL);
+  forget_block(ptr);
   domain->inner.free(domain->inner.ctx, ptr);
   resume_countdown(countdown);
   leave_hook();
@@ -499,10 +548,17 @@ static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
       captured_stack stack;
       capture_stack(frames, nframe, 0, &stack);
       leak__stacks_lock();
-      leak__trace *trace = leak__traces_find(&traces, key);
-      if (trace != NULL) {
+      /* the block's newest update may still be queued: a put gets the new stack there */
+      leak__pending_op *queued = leak__pending_newest(&pending, key);
+      leak__trace *trace = queued == NULL ? leak__traces_find(&traces, key) : NULL;
+      if ((queued != NULL && queued->stack != LEAK_PENDING_REMOVE) || trace != NULL) {
         leak__stack_id id = leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, 1);
-        if (id != LEAK_STACK_NONE) trace->stack = id;
+        if (id != LEAK_STACK_NONE) {
+          if (queued != NULL)
+            queued->stack = id;
+          else
+            trace->stack = id;
+        }
       }
       leak__stacks_unlock();
       this_thread.in_hook = 0;
@@ -539,6 +595,7 @@ static void atfork_child(void) {
   fork_locked = 0;
   leak__stacks_lock_reset_after_fork();
   leak__traces_reset(&traces);
+  leak__pending_drop(&pending);
   traced_current = traced_peak = 0;
   domain_count = 0;
   __atomic_store_n(&dropped, 0, __ATOMIC_RELAXED);
@@ -629,6 +686,7 @@ static void clear_tables(int stop) {
   if (stop) __atomic_store_n(&tracing, 0, __ATOMIC_RELAXED);
   old_traces = traces;
   memset(&traces, 0, sizeof(traces));
+  leak__pending_drop(&pending);
   traced_current = traced_peak = 0;
   domain_count = 0;
   reset_filter_unlocked(__atomic_load_n(&tracing, __ATOMIC_RELAXED) && options.sample_bytes <= 0);
@@ -705,6 +763,7 @@ int leak_tracer_get_options(leak_tracer_options *out) {
 
 int leak_tracer_traced_memory(size_t *current, size_t *peak) {
   leak__stacks_lock();
+  flush_pending_unlocked();
   if (current) *current = traced_current;
   if (peak) *peak = traced_peak;
   leak__stacks_unlock();
@@ -713,6 +772,7 @@ int leak_tracer_traced_memory(size_t *current, size_t *peak) {
 
 int leak_tracer_reset_peak(void) {
   leak__stacks_lock();
+  flush_pending_unlocked();
   traced_peak = traced_current;
   leak__stacks_unlock();
   return 0;
@@ -721,6 +781,7 @@ int leak_tracer_reset_peak(void) {
 int leak_tracer_memory(size_t *bytes) {
   if (bytes == NULL) return LEAK_EINVAL;
   leak__stacks_lock();
+  flush_pending_unlocked();
   size_t total = leak__traces_memory(&traces) + leak__stacks_memory_unlocked();
   leak__stacks_unlock();
   total += sizeof(maybe_traced);
@@ -749,6 +810,7 @@ int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
   capture_stack(frames, nframe, 1, &stack);
   int rc = 0;
   leak__stacks_lock();
+  flush_pending_unlocked();
   int index = domain_index_unlocked(domain, 1);
   if (!__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     rc = LEAK_ENOTSTARTED;
@@ -768,6 +830,7 @@ int leak_untrack(unsigned domain, uintptr_t ptr) {
   if (!__atomic_load_n(&tracing, __ATOMIC_RELAXED)) return LEAK_ENOTSTARTED;
   if ((ptr >> LEAK_TRACE_PTR_BITS) != 0) return 0;
   leak__stacks_lock();
+  flush_pending_unlocked();
   int index = domain_index_unlocked(domain, 0);
   uint64_t size;
   if (index >= 0) {
@@ -786,6 +849,7 @@ int leak__tracer_copy_traces(leak__trace_copy **out, size_t *count) {
   *out = NULL;
   *count = 0;
   leak__stacks_lock();
+  flush_pending_unlocked();
   size_t n = traces.count;
   leak__trace_copy *copy = NULL;
   if (n > 0) {
@@ -821,6 +885,7 @@ int leak__tracer_object_stack(PyObject *obj, leak__stack_id *out) {
   uint64_t key = LEAK_TRACE_KEY(0, leak__object_block_address(obj));
   int rc = LEAK_ENOENT;
   leak__stacks_lock();
+  flush_pending_unlocked();
   const leak__trace *trace = leak__traces_find(&traces, key);
   if (trace != NULL) {
     *out = trace->stack;
@@ -838,6 +903,7 @@ double leak__tracer_weight(uint64_t size) {
 /* Under the lock: the count is a size_t that concurrent hooks update. */
 size_t leak__tracer_trace_count(void) {
   leak__stacks_lock();
+  flush_pending_unlocked();
   size_t n = traces.count;
   leak__stacks_unlock();
   return n;

@@ -54,20 +54,23 @@ static inline size_t leak__traces_home_slot(uint64_t key, size_t capacity) {
   return (size_t)(((unsigned __int128)h * capacity) >> 64);
 }
 
-/* Asks the CPU to start fetching the slot where the probe for `key` will start, WITHOUT the lock, so
- * that the cache miss of a big table overlaps with the stack walk that comes before the insert.
- * The two fields are read racily (relaxed atomics): a stale pair gives a useless address, and a
- * prefetch never faults, whatever the address. */
+/* Asks the CPU to start fetching the cache line where the probe for `key` starts, and the next one:
+ * at 80% load an insert's probe and a removal's backward shift often run on into it.  The tracer
+ * calls it when it queues an update (pending.h), some updates before the update is applied.  The
+ * two fields are read as relaxed atomics, so that a caller without the lock gets at worst a stale
+ * pair, a useless address; a prefetch never faults, whatever the address. */
 static inline void leak__traces_prefetch(leak__trace_table *table, uint64_t key) {
   leak__trace *slots = __atomic_load_n(&table->slots, __ATOMIC_RELAXED);
   size_t capacity = __atomic_load_n(&table->capacity, __ATOMIC_RELAXED);
   if (slots == NULL) return;
   const leak__trace *slot = &slots[leak__traces_home_slot(key, capacity)];
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  /* Volatile: GCC sank a __builtin_prefetch below the stack walk it was meant to overlap with. */
+  /* Volatile: GCC may sink a __builtin_prefetch below the work it was meant to overlap with. */
   __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)slot));
+  __asm__ volatile("prefetcht0 %0" : : "m"(*((const char *)slot + 64)));
 #else
   __builtin_prefetch(slot, 1);
+  __builtin_prefetch((const char *)slot + 64, 1);
 #endif
 }
 
