@@ -279,6 +279,15 @@ static PyObject *probe_fail_after(PyObject *self, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* queue_from(capacity): exact mode queues its table updates from that table size on (next start) */
+static PyObject *probe_queue_from(PyObject *self, PyObject *arg) {
+  (void)self;
+  size_t capacity = PyLong_AsSize_t(arg);
+  if (capacity == (size_t)-1 && PyErr_Occurred()) return NULL;
+  leak__tracer_queue_from(capacity);
+  Py_RETURN_NONE;
+}
+
 static PyObject *probe_stack_count(PyObject *self, PyObject *args) {
   (void)self, (void)args;
   return PyLong_FromSize_t(leak__stacks_count());
@@ -301,6 +310,7 @@ static PyMethodDef probe_methods[] = {
     {"object_trace", probe_object_trace, METH_O, NULL},
     {"fail_after", probe_fail_after, METH_O, NULL},
     {"stack_count", probe_stack_count, METH_NOARGS, NULL},
+    {"queue_from", probe_queue_from, METH_O, NULL},
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef probe_module = {PyModuleDef_HEAD_INIT, "_tprobe", NULL, -1, probe_methods};
 static PyObject *probe_init(void) { return PyModule_Create(&probe_module); }

@@ -1,17 +1,21 @@
 /* Eight Python threads allocate (with and without the GIL, in every domain, and through track) for
  * ten seconds while two others stop, start, clear and copy the traces; nothing crashes, and once the
  * churn is over, the traces are exactly what the threads hold: no trace lost, none counted twice.
+ * Run twice: as it comes, and with exact mode queueing every table update (five seconds).
  * LEAK_TEST_STRESS_SECONDS shortens or lengthens the ten seconds (sanitizer builds are slower). */
 #include "core/internal.h"
 #include "tracer/tracer.h"
 #include "runner.h"
 #include "test-tracer-probe.h"
 
-TEST(tracer_threads_stress) {
+/* The stress run; with `every_update_queued`, exact mode queues its table updates (pending.h) however
+ * small the table, so that the queue sees every thread, start, stop and clear of the churn. */
+static int run_stress(int every_update_queued, double default_seconds) {
   tracer_probe_start_python();
   const char *seconds = getenv("LEAK_TEST_STRESS_SECONDS");
-  char setup[64];
-  snprintf(setup, sizeof setup, "SECONDS = %g\n", seconds ? atof(seconds) : 10.0);
+  char setup[96];
+  snprintf(setup, sizeof setup, "SECONDS = %g\n%s", seconds ? atof(seconds) : default_seconds,
+           every_update_queued ? "_tprobe.queue_from(0)\n" : "");
   ASSERT_EQ(test_python_run(setup), 0);
   ASSERT_EQ(test_python_run(
                 "import random, threading, time\n"
@@ -106,3 +110,7 @@ TEST(tracer_threads_stress) {
             0);
   return 0;
 }
+
+TEST(tracer_threads_stress) { return run_stress(0, 10.0); }
+
+TEST(tracer_threads_stress_with_every_update_queued) { return run_stress(1, 5.0); }

@@ -144,8 +144,44 @@ TEST(tracer_counters_and_peak) {
   return 0;
 }
 
-/* Exact mode queues its table updates (tracer/pending.h) and applies them in order; every reader
- * sees them applied.  A random run of allocations, frees and reallocs in three domains, with no read
+/* With updates queued (a big table), a realloc that fails keeps its block's trace: the removal it
+ * queued is called off. */
+TEST(tracer_failed_realloc_keeps_its_trace_while_updates_are_queued) {
+  tracer_probe_start_python();
+  PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw_below);
+  PyMemAllocatorEx failing = {NULL, below_malloc, below_calloc, below_realloc, below_free};
+  PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &failing);
+  ASSERT_EQ(leak_tracer_start(NULL), 0);
+  enum { BALLAST = 100000 };
+  void **ballast = malloc(BALLAST * sizeof(void *));
+  ASSERT(ballast != NULL);
+  for (int i = 0; i < BALLAST; i++) ballast[i] = PyMem_RawMalloc(8);
+  size_t current0, current;
+  leak_tracer_traced_memory(&current0, NULL);
+  void *c = PyMem_RawMalloc(7);
+  ASSERT(PyMem_RawRealloc(c, FAILING_SIZE) == NULL);
+  void *d = PyMem_RawMalloc(9);
+  leak_tracer_traced_memory(&current, NULL);
+  ASSERT_EQ(current - current0, 7 + 9);
+  uint64_t dropped = 1;
+  ASSERT_EQ(leak_tracer_dropped(&dropped), 0);
+  ASSERT_EQ(dropped, 0);
+  void *moved = PyMem_RawRealloc(c, 5000);
+  ASSERT(moved != NULL);
+  leak_tracer_traced_memory(&current, NULL);
+  ASSERT_EQ(current - current0, 5000 + 9);
+  PyMem_RawFree(moved);
+  PyMem_RawFree(d);
+  for (int i = 0; i < BALLAST; i++) PyMem_RawFree(ballast[i]);
+  free(ballast);
+  leak_tracer_traced_memory(&current, NULL);
+  ASSERT(current <= current0 - BALLAST * 8);
+  ASSERT_EQ(leak_tracer_stop(), 0);
+  return 0;
+}
+
+/* Exact mode queues its table updates once the table is big (tracer/pending.h: 100,000 live blocks
+ * make it so here) and applies them in order; every reader sees them applied.  A random run of allocations, frees and reallocs in three domains, with no read
  * in between, must leave each live block's trace with its size and line; an address freed and
  * handed out again inside the queue's window must keep its new trace; and the peak must count a
  * block that came and went between two reads. */
@@ -153,6 +189,7 @@ TEST(tracer_queued_updates_keep_the_allocators_order) {
   tracer_probe_start_python();
   ASSERT_EQ(test_python_run("import random\n"
                             "assert _tprobe.start(1) == 0\n"
+                            "ballast = [[] for i in range(100000)]\n"
                             "rng = random.Random(7)\n"
                             "live, model = [], {}\n"
                             "for i in range(4000):\n"

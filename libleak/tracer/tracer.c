@@ -12,10 +12,11 @@
  * here.  The lock is never held across a call into an allocator of Python's, nor across Py_DECREF.
  * The free path never takes the GIL (CPython frees thread states without it).
  *
- * Queued updates.  In exact mode the hooks do not write the trace table at once: they queue the
- * update (pending.h), start fetching its slot, and apply the update queued LEAK_PENDING_OPS before,
- * so that a big table's cache misses overlap.  The queue is applied in order under the same lock,
- * and everything that reads the table or the counters, or updates them directly, empties it first.
+ * Queued updates.  In exact mode, once the trace table outgrows the caches, the hooks do not write
+ * it at once: they queue the update (pending.h), start fetching its slot, and apply the update
+ * queued LEAK_PENDING_OPS before, so that the table's cache misses overlap.  The queue is applied in
+ * order under the same lock, and everything that reads the table or the counters, or updates them
+ * directly, empties it first.
  *
  * Reentrancy.  A thread-local flag is set while a slow path runs: allocations nested inside it
  * (pymalloc asking the RAW domain for a large block, the hook of another tool under ours) go straight
@@ -238,19 +239,37 @@ static void flush_pending_unlocked(void) {
   while (leak__pending_pop(&pending, &op)) apply_update_unlocked(op.key, op.stack, op.size);
 }
 
-/* Puts (stack != LEAK_PENDING_REMOVE) or removes the trace of `key`.  Exact mode queues it and
- * fetches its slot now, to be written LEAK_PENDING_OPS updates later.  Sampled mode applies it at
- * once: the free hook's filter must count a new trace before its block can be freed, and sampled
- * updates are too rare to queue.  Blocks of 4 GiB and more do not fit in the queue. */
-static void update_trace_unlocked(uint64_t key, uint32_t stack, uint64_t size) {
-  if (options.sample_bytes > 0 || size >= UINT32_MAX) {
-    flush_pending_unlocked();
-    apply_update_unlocked(key, stack, size);
+/* The table size from which exact mode queues its updates: 1 MiB of slots, about 50,000 live
+ * blocks.  A smaller table stays in the caches, where queueing would only add instructions.
+ * Sampled mode never queues (SIZE_MAX): the free hook's filter must count a new trace before its
+ * block can be freed, and sampled updates are too rare to gain from it.  Set by start. */
+#define QUEUE_FROM_CAPACITY ((size_t)1 << 16)
+static size_t queue_from_capacity = SIZE_MAX;
+static size_t exact_queue_from = QUEUE_FROM_CAPACITY; /* what start sets in exact mode (tests change it) */
+
+/* Whether an update of a block of `size` bytes is queued (blocks of 4 GiB and more do not fit). */
+static inline int queueing_unlocked(uint64_t size) {
+  return traces.capacity >= queue_from_capacity && size < UINT32_MAX;
+}
+
+/* update_trace_unlocked when nothing is queued: the queue first, then the update. */
+static __attribute__((noinline)) void update_now_unlocked(uint64_t key, uint32_t stack, uint64_t size) {
+  flush_pending_unlocked();
+  apply_update_unlocked(key, stack, size);
+}
+
+/* Puts (stack != LEAK_PENDING_REMOVE) or removes the trace of `key`: queued, with its slot fetched
+ * now to be written LEAK_PENDING_OPS updates later, or at once after the queue.  Inlined into the
+ * hooks' slow paths: a few instructions on every traced allocation and free. */
+static inline __attribute__((always_inline)) void update_trace_unlocked(uint64_t key, uint32_t stack,
+                                                                         uint64_t size) {
+  if (!queueing_unlocked(size)) {
+    update_now_unlocked(key, stack, size);
     return;
   }
   leak__traces_prefetch(&traces, key);
-  leak__pending_op op = {key, stack, (uint32_t)size}, oldest;
-  if (leak__pending_push(&pending, op, &oldest)) apply_update_unlocked(oldest.key, oldest.stack, oldest.size);
+  leak__pending_op oldest = leak__pending_push(&pending, (leak__pending_op){key, stack, (uint32_t)size});
+  if (oldest.key != 0) apply_update_unlocked(oldest.key, oldest.stack, oldest.size);
 }
 
 /* A stack captured outside the lock: how many frames were stored, the depth of the whole stack
@@ -305,22 +324,49 @@ static __attribute__((noinline)) void forget_block(void *ptr) {
   leak__stacks_unlock();
 }
 
-/* Takes the trace of a domain-0 block out now; returns 1 with its size and stack when there was one
- * (realloc puts it back if the block could not be resized).  Callers in sampled mode check
- * may_be_traced first, without the lock. */
+/* How realloc took a block's trace out before resizing it: there was none, it was taken out now
+ * (its size and stack kept), or its removal was queued. */
+enum { UNTRACED_NONE, UNTRACED_NOW, UNTRACED_QUEUED };
+
+/* Takes the trace of a domain-0 block out before realloc resizes it; says how (above), so that the
+ * trace can stay if the block does.  Callers in sampled mode check may_be_traced first, without the
+ * lock. */
 static __attribute__((noinline)) int untrace_block(void *ptr, uint64_t *size, uint32_t *stack) {
   uint64_t key = LEAK_TRACE_KEY(0, (uintptr_t)ptr);
-  int found = 0;
-  uint64_t old_size = 0;
+  int how = UNTRACED_NONE;
   leak__stacks_lock();
-  flush_pending_unlocked();
-  if (leak__traces_remove(&traces, key, &old_size, stack)) {
-    count_removed_unlocked(key, old_size);
-    found = 1;
+  if (queueing_unlocked(0)) {
+    update_trace_unlocked(key, LEAK_PENDING_REMOVE, 0);
+    how = UNTRACED_QUEUED;
+  } else {
+    flush_pending_unlocked();
+    if (leak__traces_remove(&traces, key, size, stack)) {
+      count_removed_unlocked(key, *size);
+      how = UNTRACED_NOW;
+    }
   }
   leak__stacks_unlock();
-  if (size) *size = old_size;
-  return found;
+  return how;
+}
+
+/* A realloc failed: the block stays where it was, and so does its trace.  A removal still queued is
+ * called off.  One that updates of other threads pushed out of the queue meanwhile (16 of them
+ * during one failing call) took the trace with it: counted as a dropped trace. */
+static void keep_trace_of_unmoved_block(void *ptr, int how, uint64_t size, uint32_t stack) {
+  uint64_t key = LEAK_TRACE_KEY(0, (uintptr_t)ptr);
+  leak__stacks_lock();
+  if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+    if (how == UNTRACED_NOW) {
+      update_trace_unlocked(key, stack, size);
+    } else if (how == UNTRACED_QUEUED) {
+      leak__pending_op *queued = leak__pending_newest(&pending, key);
+      if (queued != NULL && queued->stack == LEAK_PENDING_REMOVE)
+        queued->key = 0; /* called off (pending.h) */
+      else
+        count_dropped();
+    }
+  }
+  leak__stacks_unlock();
 }
 
 /* ---- The hooks ------------------------------------------------------------------------------
@@ -402,9 +448,10 @@ static __attribute__((noinline)) void *calloc_slow(hooked_domain *domain, size_t
   return ptr;
 }
 
-/* realloc's slow path.  The old trace is removed BEFORE the block is resized: once realloc has
- * freed the old address, another thread may get it and trace it, and that trace must not be the one
- * removed.  If realloc fails, the old block is still ours and its trace goes back. */
+/* realloc's slow path.  The old trace is removed (or its removal queued) BEFORE the block is
+ * resized: once realloc has freed the old address, another thread may get it and trace it, and that
+ * trace must not be the one removed.  If realloc fails, the old block is still ours and keeps its
+ * trace. */
 static __attribute__((noinline)) void *realloc_slow(hooked_domain *domain, void *ptr, size_t size) {
   if (this_thread.in_hook || !__atomic_load_n(&tracing, __ATOMIC_RELAXED))
     return domain->inner.realloc(domain->inner.ctx, ptr, size);
@@ -414,18 +461,13 @@ static __attribute__((noinline)) void *realloc_slow(hooked_domain *domain, void 
   uint64_t countdown = enter_hook();
   uint64_t old_size = 0;
   uint32_t old_stack = 0;
-  int had_trace = 0;
+  int untraced = UNTRACED_NONE;
   if (ptr != NULL && may_be_traced(LEAK_TRACE_KEY(0, (uintptr_t)ptr)))
-    had_trace = untrace_block(ptr, &old_size, &old_stack);
+    untraced = untrace_block(ptr, &old_size, &old_stack);
   void *moved = domain->inner.realloc(domain->inner.ctx, ptr, outside_pools(domain, plan, size));
   resume_countdown(countdown);
   if (moved == NULL) {
-    if (had_trace) {
-      leak__stacks_lock();
-      if (__atomic_load_n(&tracing, __ATOMIC_RELAXED))
-        update_trace_unlocked(LEAK_TRACE_KEY(0, (uintptr_t)ptr), old_stack, old_size);
-      leak__stacks_unlock();
-    }
+    if (untraced != UNTRACED_NONE) keep_trace_of_unmoved_block(ptr, untraced, old_size, old_stack);
   } else if (__atomic_load_n(&tracing, __ATOMIC_RELAXED) &&
              (plan == ALLOC_DECIDE_AFTER ? should_trace(size) : plan == ALLOC_TRACE)) {
     trace_block(domain->raw, moved, size);
@@ -719,6 +761,7 @@ int leak_tracer_start(const leak_tracer_options *requested) {
   leak__stacks_unlock();
   if (rc < 0) return rc;
   options = wanted;
+  queue_from_capacity = options.sample_bytes > 0 ? SIZE_MAX : exact_queue_from;
   /* Sampled: the fast paths pass from the first allocation that seeds each thread.  Exact: they
    * never pass, and the filter sends every free to the slow path. */
   if (options.sample_bytes > 0)
@@ -908,6 +951,9 @@ size_t leak__tracer_trace_count(void) {
   leak__stacks_unlock();
   return n;
 }
+
+/* Read by the next start only. */
+void leak__tracer_queue_from(size_t capacity) { exact_queue_from = capacity; }
 
 /* Thread-local, so only the calling thread's own. */
 uint64_t leak__tracer_thread_countdown(void) { return this_thread.sampler.countdown; }

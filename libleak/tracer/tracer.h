@@ -36,6 +36,10 @@ double leak__tracer_weight(uint64_t size);
 /* Test hook: the number of live traces (all domains). */
 size_t leak__tracer_trace_count(void);
 
+/* Test hook: exact mode queues its table updates (pending.h) from tables of `capacity` slots on (0:
+ * always), from the next start; the default is the size where the table outgrows the caches. */
+void leak__tracer_queue_from(size_t capacity);
+
 /* Test hook: the calling thread's sampling countdown (bytes left before its next sample). */
 uint64_t leak__tracer_thread_countdown(void);
 

@@ -216,6 +216,8 @@ FREELIST_PROGRAM = """
 import json, sys
 tracemalloc = __import__(sys.argv[1], fromlist=["start"])
 tracemalloc.start(1)
+# A big table makes libleak queue its table updates (tracer/pending.h) before the sites below.
+ballast = [[] for _ in range(int(sys.argv[2]))]
 # Empty the freelists filled before tracing started, so that the objects below are traced.
 drain = [[[] for _ in range(300)], [{} for _ in range(300)], [i + 0.5 for i in range(300)], [(i,) for i in range(300)]]
 n = len(sys.argv)
@@ -239,7 +241,8 @@ print(json.dumps(sites))
 """
 
 
-def test_object_reused_from_a_freelist_reports_the_site_tracemalloc_reports(python, tmp_path):
+@pytest.mark.parametrize("ballast", [0, 100000], ids=["small_table", "queued_updates"])
+def test_object_reused_from_a_freelist_reports_the_site_tracemalloc_reports(python, tmp_path, ballast):
     """3.13: an object handed out again from a freelist names its new site, as with tracemalloc
     (both through the reference tracer).  3.8 - 3.12: CPython tells only tracemalloc about the
     reuse (a direct call from _Py_NewReference, no hook another tool can take), so libleak names
@@ -255,7 +258,8 @@ def test_object_reused_from_a_freelist_reports_the_site_tracemalloc_reports(pyth
 
     results = {}
     for module in ("tracemalloc", "libleak.tracer"):
-        result = python("import runpy, sys; sys.argv[:] = sys.argv[1:]; runpy.run_path(sys.argv[0])", str(program), module)
+        result = python("import runpy, sys; sys.argv[:] = sys.argv[1:]; runpy.run_path(sys.argv[0])", str(program), module,
+                        str(ballast))
         assert result.returncode == 0, result.stderr
         results[module] = json.loads(result.stdout)
     ours = "second" if sys.version_info >= (3, 13) else "first"
