@@ -240,6 +240,30 @@ TEST(tracer_queued_updates_keep_the_allocators_order) {
   return 0;
 }
 
+/* A thread reuses the id of its last one-frame stack (trace_block) only while the stack table is the
+ * one that gave it: after a clear that emptied the table, the same site is interned again. */
+TEST(tracer_last_stack_is_reused_only_within_its_table) {
+  tracer_probe_start_python();
+  /* nothing is allocated between the two calls of f but the clear: f's stack is the thread's last */
+  ASSERT_EQ(test_python_run("assert _tprobe.start(1) == 0\n"
+                            "def f():\n"
+                            "    return _tprobe.alloc('mem', 100)\n"
+                            "line = f.__code__.co_firstlineno + 1\n"
+                            "a = f(); b = f()\n"
+                            "assert _tprobe.trace(a)[4] == _tprobe.trace(b)[4]\n" /* the same id, twice */
+                            "for i in range(3):\n"
+                            "    _tprobe.free('mem', f())\n"
+                            "    _tprobe.clear()\n"
+                            "    c = f()\n"
+                            "    t = _tprobe.trace(c)\n"
+                            "    assert t is not None and t[2] == [('f', line)], (t, line)\n"
+                            "    _tprobe.free('mem', c)\n"
+                            "_tprobe.free('mem', a); _tprobe.free('mem', b)\n"
+                            "_tprobe.stop()\n"),
+            0);
+  return 0;
+}
+
 TEST(tracer_realloc_moves_the_trace_with_the_current_stack) {
   tracer_probe_start_python();
   ASSERT_EQ(test_python_run("assert _tprobe.start(1) == 0\n"

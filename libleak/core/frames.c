@@ -13,6 +13,7 @@
 #include "core/internal.h"
 #include "core/frames.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -26,8 +27,9 @@ typedef PyFrameObject raw_frame;
 #endif
 #if PY_VERSION_HEX >= 0x03090000
 #include <internal/pycore_interp.h>
-#else
-#include <internal/pycore_pystate.h>
+#endif
+#if PY_VERSION_HEX < 0x03090000 || (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
+#include <internal/pycore_pystate.h> /* 3.12: _PyThreadState_GetCurrent */
 #endif
 
 /* ---- Per-version layout ------------------------------------------------------------------- */
@@ -285,10 +287,45 @@ int leak__frames_gc_collecting(PyThreadState *tstate) {
 #endif
 }
 
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
+#include <internal/pycore_runtime.h> /* _PyRuntime moved out of pycore_pystate.h in 3.9 */
+#endif
+
+/* 3.12+ keep the attached thread state in a thread-local (NULL while detached: without the GIL);
+ * before, the runtime holds the GIL holder's state, which is ours when its thread id is.  A thread
+ * that holds the GIL under another of its thread states (a subinterpreter) gets that one: the one
+ * whose frames run. */
+#if PY_VERSION_HEX < 0x030C0000
+/* pthread_self of the calling thread, 0 until asked: CPython's thread_id of its thread states. */
+static __thread unsigned long this_thread_ident LEAK_TLS_FAST;
+
+/* Out of line, so that the common path needs no stack frame. */
+static __attribute__((noinline)) unsigned long learn_this_thread_ident(void) {
+  return this_thread_ident = (unsigned long)pthread_self();
+}
+#endif
+
+PyThreadState *leak__frames_this_thread_if_holding_gil(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked();
+#elif PY_VERSION_HEX >= 0x030C0000
+  return _PyThreadState_GetCurrent();
+#else
+  /* The field is an _Py_atomic_address, a uintptr_t (an _Atomic one under stdatomic.h); its macro
+   * reader costs a dozen instructions with GCC's fallback, so the word is read as what it is. */
+  uintptr_t *word = (uintptr_t *)(void *)&_PyRuntime.gilstate.tstate_current;
+  PyThreadState *holder = (PyThreadState *)__atomic_load_n(word, __ATOMIC_RELAXED);
+  if (holder == NULL) return NULL;
+  unsigned long me = this_thread_ident;
+  if (LEAK_UNLIKELY(me == 0)) me = learn_this_thread_ident();
+  return holder->thread_id == me ? holder : NULL;
+#endif
+}
+
 /* ---- Added for the stack dumper ----------------------------------------------------------- */
 
-#if PY_VERSION_HEX >= 0x03090000
-#include <internal/pycore_runtime.h> /* _PyRuntime moved out of pycore_pystate.h in 3.9 */
+#if PY_VERSION_HEX >= 0x030C0000
+#include <internal/pycore_runtime.h>
 #endif
 
 /* The dumper prints the main thread first; CPython records its id in the runtime state (the thread

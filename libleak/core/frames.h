@@ -26,6 +26,11 @@ typedef struct leak__frame_cursor {
  * never run Python.  Async-signal-safe (reads thread-specific storage). */
 PyThreadState *leak__frames_this_thread(void);
 
+/* The calling thread's thread state when the thread holds the GIL, else NULL.  Cheaper than
+ * leak__frames_this_thread (one read of the interpreter's current thread state), so the allocator
+ * hooks ask it first.  Not for signal handlers. */
+PyThreadState *leak__frames_this_thread_if_holding_gil(void);
+
 /* Positions `cursor` at the innermost frame of `tstate` (NULL gives an empty stack).
  * Async-signal-safe. */
 void leak__frames_begin(leak__frame_cursor *cursor, PyThreadState *tstate);

@@ -46,6 +46,7 @@ static unsigned pins;
  * the hooks' reentrancy flag keeps a thread from taking it twice.  Taken and released by the inline
  * functions of stacks.h. */
 int leak__stacks_lock_word;
+uint64_t leak__stacks_generation = 1;
 
 /* A real-memory estimate for one block from the C allocator: its usable size plus the chunk header. */
 static size_t real_bytes(void *ptr) { return ptr ? malloc_usable_size(ptr) + sizeof(size_t) : 0; }
@@ -220,6 +221,7 @@ leak__stack_store *leak__stacks_detach_unlocked(void) {
   if (store == NULL) return NULL; /* keep the stacks: a later clear will try again */
   *store = table;
   memset(&table, 0, sizeof(table));
+  leak__stacks_generation++;
   return store;
 }
 

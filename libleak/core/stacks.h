@@ -42,6 +42,11 @@ static inline void leak__stacks_lock(void) {
 }
 static inline void leak__stacks_unlock(void) { __atomic_store_n(&leak__stacks_lock_word, 0, __ATOMIC_RELEASE); }
 
+/* Which giving-out of ids is current: a clear that frees the table starts ids from 1 again and adds
+ * one here (under the lock), so an id remembered with an older value may name another stack now.
+ * Read under the lock. */
+extern __attribute__((visibility("hidden"))) uint64_t leak__stacks_generation;
+
 /* A 32-bit hash of a frame array and its depth, to compute outside the lock and pass to intern. */
 uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth);
 

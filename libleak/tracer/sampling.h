@@ -31,11 +31,8 @@ typedef struct leak__sampler_thread {
   uint64_t rng;        /* xorshift64* state */
 } leak__sampler_thread;
 
-/* The initial-exec TLS model makes every access to a thread-local variable one instruction instead of
- * a call to __tls_get_addr (the hooks run on every allocation); it uses a few dozen bytes of the
- * static TLS surplus glibc keeps for dlopen'ed modules.  The tracer keeps each thread's sampler state
- * in its own thread-local block, next to the rest of what its hooks need, so one address serves all. */
-#define LEAK_TLS_FAST __attribute__((tls_model("initial-exec")))
+/* The tracer keeps each thread's sampler state in its own thread-local block (LEAK_TLS_FAST, in
+ * core/internal.h), next to the rest of what its hooks need, so one address serves all. */
 /* Odd while sampling is on, a new value for each session.  Written with the GIL held by configure and
  * end (tracer start and stop, or a fork child); read with relaxed atomics by the hooks. */
 /* Hidden in the declaration too, so that every module reads it directly, not through the GOT. */

@@ -136,8 +136,17 @@ static uint8_t maybe_traced[1u << FILTER_BITS];
 
 /* What the hooks keep per thread, in one thread-local block so that one address serves every field.
  * Thread-local: no lock. */
+/* A thread's last stack of one frame and its id (see trace_block); generation 0: none. */
+typedef struct last_stack {
+  leak__frame frame;
+  int depth;
+  leak__stack_id id;
+  uint64_t generation; /* leak__stacks_generation when the id was given */
+} last_stack;
+
 typedef struct hook_thread {
   leak__sampler_thread sampler; /* the sampling countdown (sampling.h) */
+  last_stack last_stack;
   int in_hook;                  /* inside a slow path (see the top comment) */
   uintptr_t last_traced_block;  /* the 3.13 ref tracer skips re-recording a block just recorded */
   uintptr_t forwarded_block;    /* see fast_realloc */
@@ -273,22 +282,30 @@ static inline __attribute__((always_inline)) void update_trace_unlocked(uint64_t
 }
 
 /* A stack captured outside the lock: how many frames were stored, the depth of the whole stack
- * (tracemalloc's total_nframe), and their hash. */
+ * (tracemalloc's total_nframe), and whether its code objects may be referenced. */
 typedef struct captured_stack {
   int nframe;
   int depth;
   int may_reference;
-  uint32_t hash;
 } captured_stack;
 
-/* Reads at most nframe frames of the calling thread, counts the rest of its stack, and hashes them.
- * `frames` has room for options.nframe frames.
- * Hot path: no lock, no malloc, no Python API (PyGILState_Check reads thread-specific storage). */
-static void capture_stack(leak__frame *frames, int nframe, int raw, captured_stack *out) {
-  PyThreadState *tstate = leak__frames_this_thread();
+/* Reads at most nframe frames of the calling thread and counts the rest of its stack.
+ * `frames` has room for options.nframe frames.  Code objects may be referenced with the GIL: always
+ * in MEM and OBJ (CPython's rule), in RAW when the thread holds it.
+ * Hot path: no lock, no malloc, no Python API (the thread state is read, thread-locally). */
+static inline __attribute__((always_inline)) void capture_stack(leak__frame *frames, int nframe, int raw,
+                                                                 captured_stack *out) {
+  PyThreadState *tstate = leak__frames_this_thread_if_holding_gil();
+  int holds_gil = tstate != NULL;
+  if (!holds_gil) tstate = leak__frames_this_thread();
   out->nframe = leak__frames_read_depth(tstate, frames, nframe, LEAK_STACK_MAX_DEPTH, &out->depth);
-  out->may_reference = raw ? PyGILState_Check() : 1;
-  out->hash = leak__stacks_hash(frames, out->nframe, out->depth);
+  out->may_reference = raw ? holds_gil : 1;
+}
+
+/* The id of a captured stack (LEAK_STACK_NONE when memory ran out); the lock is held.  `hash` is
+ * leak__stacks_hash's, taken outside the lock. */
+static inline leak__stack_id intern_unlocked(const leak__frame *frames, const captured_stack *stack, uint32_t hash) {
+  return leak__stacks_intern_unlocked(frames, stack->nframe, stack->depth, hash, stack->may_reference);
 }
 
 /* Records a new block of domain 0 (in sampled mode: a block that was sampled).  Hot path (allocator
@@ -304,10 +321,24 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
   leak__frame frames[nframe];
   captured_stack stack;
   capture_stack(frames, nframe, raw, &stack);
+  /* One line often allocates twice in a row (an object and its dict, a list and its items): a stack
+   * of one frame that is the thread's last one, from the stack table's current generation, keeps
+   * its id without being hashed and interned again. */
+  last_stack *last = &this_thread.last_stack;
+  int repeated = stack.nframe == 1 && last->frame.code == frames[0].code && last->frame.lasti == frames[0].lasti &&
+                 last->depth == stack.depth;
+  uint32_t hash = repeated ? 0 : leak__stacks_hash(frames, stack.nframe, stack.depth);
   leak__stacks_lock();
   if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
-    leak__stack_id id =
-        leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, stack.may_reference);
+    leak__stack_id id;
+    if (repeated && last->generation == leak__stacks_generation) {
+      id = last->id;
+    } else {
+      if (repeated) hash = leak__stacks_hash(frames, stack.nframe, stack.depth);
+      id = intern_unlocked(frames, &stack, hash);
+      if (stack.nframe == 1 && id != LEAK_STACK_NONE && id != LEAK_STACK_EMPTY)
+        *last = (last_stack){frames[0], stack.depth, id, leak__stacks_generation};
+    }
     if (id == LEAK_STACK_NONE)
       count_dropped();
     else
@@ -589,12 +620,13 @@ static int ref_tracer(PyObject *obj, PyRefTracerEvent event, void *data) {
       leak__frame frames[nframe + 1];
       captured_stack stack;
       capture_stack(frames, nframe, 0, &stack);
+      uint32_t hash = leak__stacks_hash(frames, stack.nframe, stack.depth);
       leak__stacks_lock();
       /* the block's newest update may still be queued: a put gets the new stack there */
       leak__pending_op *queued = leak__pending_newest(&pending, key);
       leak__trace *trace = queued == NULL ? leak__traces_find(&traces, key) : NULL;
       if ((queued != NULL && queued->stack != LEAK_PENDING_REMOVE) || trace != NULL) {
-        leak__stack_id id = leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, 1);
+        leak__stack_id id = intern_unlocked(frames, &stack, hash);
         if (id != LEAK_STACK_NONE) {
           if (queued != NULL)
             queued->stack = id;
@@ -851,6 +883,7 @@ int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
   leak__frame frames[nframe];
   captured_stack stack;
   capture_stack(frames, nframe, 1, &stack);
+  uint32_t hash = leak__stacks_hash(frames, stack.nframe, stack.depth);
   int rc = 0;
   leak__stacks_lock();
   flush_pending_unlocked();
@@ -860,8 +893,7 @@ int leak_track(unsigned domain, uintptr_t ptr, size_t size) {
   } else if (index < 0) {
     rc = LEAK_ENOMEM;
   } else {
-    leak__stack_id id =
-        leak__stacks_intern_unlocked(frames, stack.nframe, stack.depth, stack.hash, stack.may_reference);
+    leak__stack_id id = intern_unlocked(frames, &stack, hash);
     rc = id == LEAK_STACK_NONE ? LEAK_ENOMEM : put_trace_unlocked(LEAK_TRACE_KEY(index, ptr), id, size);
   }
   leak__stacks_unlock();
