@@ -90,11 +90,17 @@ static void *below_realloc(void *ctx, void *ptr, size_t size) {
 }
 static void below_free(void *ctx, void *ptr) { (void)ctx; raw_below.free(raw_below.ctx, ptr); }
 
-TEST(tracer_counters_and_peak) {
+/* Starts Python and wraps its RAW allocator in one whose reallocs of FAILING_SIZE bytes fail (the
+ * tracer, started next, hooks above it). */
+static void start_over_failing_raw(void) {
   tracer_probe_start_python();
   PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw_below);
   PyMemAllocatorEx failing = {NULL, below_malloc, below_calloc, below_realloc, below_free};
   PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &failing);
+}
+
+TEST(tracer_counters_and_peak) {
+  start_over_failing_raw();
   ASSERT_EQ(leak_tracer_start(NULL), 0);
   size_t current0, peak0, current, peak;
   leak_tracer_traced_memory(&current0, &peak0);
@@ -147,10 +153,7 @@ TEST(tracer_counters_and_peak) {
 /* With updates queued (a big table), a realloc that fails keeps its block's trace: the removal it
  * queued is called off. */
 TEST(tracer_failed_realloc_keeps_its_trace_while_updates_are_queued) {
-  tracer_probe_start_python();
-  PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw_below);
-  PyMemAllocatorEx failing = {NULL, below_malloc, below_calloc, below_realloc, below_free};
-  PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &failing);
+  start_over_failing_raw();
   ASSERT_EQ(leak_tracer_start(NULL), 0);
   enum { BALLAST = 100000 };
   void **ballast = malloc(BALLAST * sizeof(void *));
@@ -181,10 +184,11 @@ TEST(tracer_failed_realloc_keeps_its_trace_while_updates_are_queued) {
 }
 
 /* Exact mode queues its table updates once the table is big (tracer/pending.h: 100,000 live blocks
- * make it so here) and applies them in order; every reader sees them applied.  A random run of allocations, frees and reallocs in three domains, with no read
- * in between, must leave each live block's trace with its size and line; an address freed and
- * handed out again inside the queue's window must keep its new trace; and the peak must count a
- * block that came and went between two reads. */
+ * make it so here) and applies them in order; every reader sees them applied.  A random run of
+ * allocations, frees and reallocs in three domains, with no read in between, must leave each live
+ * block's trace with its size and line; an address freed and handed out again inside the queue's
+ * window must keep its new trace; and the peak must count a block that came and went between two
+ * reads. */
 TEST(tracer_queued_updates_keep_the_allocators_order) {
   tracer_probe_start_python();
   ASSERT_EQ(test_python_run("import random\n"
