@@ -291,10 +291,6 @@ int leak__frames_gc_collecting(PyThreadState *tstate) {
 #include <internal/pycore_runtime.h> /* _PyRuntime moved out of pycore_pystate.h in 3.9 */
 #endif
 
-/* 3.12+ keep the attached thread state in a thread-local (NULL while detached: without the GIL);
- * before, the runtime holds the GIL holder's state, which is ours when its thread id is.  A thread
- * that holds the GIL under another of its thread states (a subinterpreter) gets that one: the one
- * whose frames run. */
 #if PY_VERSION_HEX < 0x030C0000
 /* pthread_self of the calling thread, 0 until asked: CPython's thread_id of its thread states. */
 static __thread unsigned long this_thread_ident LEAK_TLS_FAST;
@@ -305,6 +301,10 @@ static __attribute__((noinline)) unsigned long learn_this_thread_ident(void) {
 }
 #endif
 
+/* 3.12+ keep the attached thread state in a thread-local (NULL while detached: without the GIL);
+ * before, the runtime holds the GIL holder's state, which is ours when its thread id is.  A thread
+ * that holds the GIL under another of its thread states (a subinterpreter) gets that one: the one
+ * whose frames run. */
 PyThreadState *leak__frames_this_thread_if_holding_gil(void) {
 #if PY_VERSION_HEX >= 0x030D0000
   return PyThreadState_GetUnchecked();

@@ -134,8 +134,6 @@ static uint64_t dropped;
 #define FILTER_BITS 13
 static uint8_t maybe_traced[1u << FILTER_BITS];
 
-/* What the hooks keep per thread, in one thread-local block so that one address serves every field.
- * Thread-local: no lock. */
 /* A thread's last stack of one frame and its id (see trace_block); generation 0: none. */
 typedef struct last_stack {
   leak__frame frame;
@@ -144,6 +142,8 @@ typedef struct last_stack {
   uint64_t generation; /* leak__stacks_generation when the id was given */
 } last_stack;
 
+/* What the hooks keep per thread, in one thread-local block so that one address serves every field.
+ * Thread-local: no lock. */
 typedef struct hook_thread {
   leak__sampler_thread sampler; /* the sampling countdown (sampling.h) */
   last_stack last_stack;
