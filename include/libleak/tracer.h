@@ -89,7 +89,9 @@ LEAK_EXTERN int leak_tracer_reset_peak(void);
 LEAK_EXTERN int leak_tracer_memory(size_t *bytes);
 
 /* How many traces were dropped because the tracer could not get memory since start (the
- * allocations themselves succeeded). */
+ * allocations themselves succeeded).  A realloc that fails keeps its block's trace, except in one
+ * rare case counted here too: in exact mode with a big trace table, when other threads made 16
+ * traced allocations or frees during the failing call. */
 LEAK_EXTERN int leak_tracer_dropped(uint64_t *count);
 
 /* Domains.  Blocks of Python's allocators are traced in domain 0 by the hooks.  Extensions that manage
