@@ -183,17 +183,17 @@ TEST(tracer_failed_realloc_keeps_its_trace_while_updates_are_queued) {
   return 0;
 }
 
-/* Exact mode queues its table updates once the table is big (tracer/pending.h: 100,000 live blocks
- * make it so here) and applies them in order; every reader sees them applied.  A random run of
- * allocations, frees and reallocs in three domains, with no read in between, must leave each live
- * block's trace with its size and line; an address freed and handed out again inside the queue's
- * window must keep its new trace; and the peak must count a block that came and went between two
- * reads. */
+/* Exact mode queues its table updates once the table is big (tracer/pending.h; here from the
+ * first update, by the test hook) and applies them in order; every reader sees them applied.  A
+ * random run of allocations, frees and reallocs in three domains, with no read in between, must
+ * leave each live block's trace with its size and line; an address freed and handed out again
+ * inside the queue's window must keep its new trace; and the peak must count a block that came and
+ * went between two reads. */
 TEST(tracer_queued_updates_keep_the_allocators_order) {
   tracer_probe_start_python();
   ASSERT_EQ(test_python_run("import random\n"
+                            "_tprobe.queue_from(0)\n"
                             "assert _tprobe.start(1) == 0\n"
-                            "ballast = [[] for i in range(100000)]\n"
                             "rng = random.Random(7)\n"
                             "live, model = [], {}\n"
                             "for i in range(4000):\n"
