@@ -287,7 +287,7 @@ int leak__frames_gc_collecting(PyThreadState *tstate) {
 #endif
 }
 
-#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
+#if PY_VERSION_HEX >= 0x03090000
 #include <internal/pycore_runtime.h> /* _PyRuntime moved out of pycore_pystate.h in 3.9 */
 #endif
 
@@ -323,10 +323,6 @@ PyThreadState *leak__frames_this_thread_if_holding_gil(void) {
 }
 
 /* ---- Added for the stack dumper ----------------------------------------------------------- */
-
-#if PY_VERSION_HEX >= 0x030C0000
-#include <internal/pycore_runtime.h>
-#endif
 
 /* The dumper prints the main thread first; CPython records its id in the runtime state (the thread
  * that initialised Python, updated in a forked child), the same field _Py_IsMainThread reads. */

@@ -25,14 +25,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The tracer keeps each thread's sampler state in its own thread-local block (LEAK_TLS_FAST, in
+ * core/internal.h), next to the rest of what its hooks need, so one address serves all. */
 typedef struct leak__sampler_thread {
   uint64_t countdown;  /* bytes left before the next sample (< 2^63); 2^63 or more: just crossed */
   uint64_t generation; /* the sampled session this state was drawn for (odd), 0 before any */
   uint64_t rng;        /* xorshift64* state */
 } leak__sampler_thread;
 
-/* The tracer keeps each thread's sampler state in its own thread-local block (LEAK_TLS_FAST, in
- * core/internal.h), next to the rest of what its hooks need, so one address serves all. */
 /* Odd while sampling is on, a new value for each session.  Written with the GIL held by configure and
  * end (tracer start and stop, or a fork child); read with relaxed atomics by the hooks. */
 /* Hidden in the declaration too, so that every module reads it directly, not through the GOT. */

@@ -261,7 +261,7 @@ static inline int queueing_unlocked(uint64_t size) {
   return traces.capacity >= queue_from_capacity && size < UINT32_MAX;
 }
 
-/* update_trace_unlocked when nothing is queued: the queue first, then the update. */
+/* update_trace_unlocked for an update that is not queued: the queue first, then the update. */
 static __attribute__((noinline)) void update_now_unlocked(uint64_t key, uint32_t stack, uint64_t size) {
   flush_pending_unlocked();
   apply_update_unlocked(key, stack, size);

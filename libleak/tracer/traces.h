@@ -56,14 +56,11 @@ static inline size_t leak__traces_home_slot(uint64_t key, size_t capacity) {
 
 /* Asks the CPU to start fetching the cache line where the probe for `key` starts, and the next one:
  * at 80% load an insert's probe and a removal's backward shift often run on into it.  The tracer
- * calls it when it queues an update (pending.h), some updates before the update is applied.  The
- * two fields are read as relaxed atomics, so that a caller without the lock gets at worst a stale
- * pair, a useless address; a prefetch never faults, whatever the address. */
-static inline void leak__traces_prefetch(leak__trace_table *table, uint64_t key) {
-  leak__trace *slots = __atomic_load_n(&table->slots, __ATOMIC_RELAXED);
-  size_t capacity = __atomic_load_n(&table->capacity, __ATOMIC_RELAXED);
-  if (slots == NULL) return;
-  const leak__trace *slot = &slots[leak__traces_home_slot(key, capacity)];
+ * calls it when it queues an update (pending.h), some updates before the update is applied.  A
+ * prefetch never faults, whatever the address (the next line may lie past the table's end). */
+static inline void leak__traces_prefetch(const leak__trace_table *table, uint64_t key) {
+  if (table->slots == NULL) return;
+  const leak__trace *slot = &table->slots[leak__traces_home_slot(key, table->capacity)];
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   /* Volatile: GCC may sink a __builtin_prefetch below the work it was meant to overlap with. */
   __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)slot));
