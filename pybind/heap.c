@@ -147,13 +147,24 @@ static PyObject *py_census_new_objects(PyObject *module, PyObject *args) {
     return leak__py_raise(LEAK_EINVAL, "name kind or limit");
   PyObject **objects;
   size_t n;
-  int rc = leak__census_new_objects(now, old, (leak__type_name_kind)kind, type_name, (size_t)limit, &objects, &n);
+  /* One more than asked: this call's own argument tuple was made after `now` was taken, and may sit
+   * at the address of a tuple that `now` counted and that died since (the tuple free lists hand such
+   * addresses out first); it is dropped below, not returned as a new object. */
+  size_t wanted = limit == 0 || limit == PY_SSIZE_T_MAX ? (size_t)limit : (size_t)limit + 1; /* 0: no limit */
+  int rc = leak__census_new_objects(now, old, (leak__type_name_kind)kind, type_name, wanted, &objects, &n);
   if (rc == LEAK_EINVAL) {
     PyErr_SetString(PyExc_ValueError, "new_objects needs censuses taken with keep_addresses=True");
     return NULL;
   }
   if (rc < 0) return leak__py_raise(rc, "finding new objects");
-  return list_of_new_references(objects, n);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (objects[i] == args || (limit != 0 && kept == (size_t)limit))
+      Py_DECREF(objects[i]);
+    else
+      objects[kept++] = objects[i];
+  }
+  return list_of_new_references(objects, kept);
 }
 
 /* census_ids(census, name_kind) -> {type_name: set of ids}: objgraph's get_new_ids bookkeeping. */
