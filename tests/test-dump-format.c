@@ -69,6 +69,51 @@ static PyObject *probe_unpark_all(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+/* Two dumps of every thread from a thread without Python, while the main thread is caught between
+ * two states: the first while it stays caught, the second as it moves on a millisecond later. */
+struct caught_dumps {
+  int fd_caught, fd_moving;
+  int caught_done; /* set when the first dump is written */
+};
+
+static void *dump_twice(void *arg) {
+  struct caught_dumps *d = arg;
+  ASSERT_EQ(leak_dump_stacks(d->fd_caught, LEAK_DUMP_ALL_THREADS), 0);
+  __atomic_store_n(&d->caught_done, 1, __ATOMIC_RELEASE);
+  ASSERT_EQ(leak_dump_stacks(d->fd_moving, LEAK_DUMP_ALL_THREADS), 0);
+  return NULL;
+}
+
+/* _dprobe.caught(fd_caught, fd_moving, how): puts the calling thread between two states and leaves
+ * it there until the first dump is written, then a millisecond more.  how 0: where 3.11 is when a
+ * frame that raised has been popped (tstate->datastack_top moved down to it) but is still the
+ * current frame; how 1: where 3.11 and 3.12 are when they have published a new C frame whose current
+ * frame is not set yet (here NULL).  The GIL stays held, so no Python code runs meanwhile, and the
+ * frames are whole all along. */
+static PyObject *probe_caught(PyObject *self, PyObject *args) {
+  struct caught_dumps d = {0};
+  int how;
+  if (!PyArg_ParseTuple(args, "iii", &d.fd_caught, &d.fd_moving, &how)) return NULL;
+  PyThreadState *tstate = PyThreadState_Get();
+  PyObject **top = tstate->datastack_top;
+  _PyCFrame unset = {0};
+  unset.previous = tstate->cframe;
+  if (how == 0)
+    __atomic_store_n(&tstate->datastack_top, (PyObject **)tstate->cframe->current_frame, __ATOMIC_RELEASE);
+  else
+    __atomic_store_n(&tstate->cframe, &unset, __ATOMIC_RELEASE);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, NULL, dump_twice, &d), 0);
+  while (!__atomic_load_n(&d.caught_done, __ATOMIC_ACQUIRE)) dt_sleep_ms(1);
+  dt_sleep_ms(1);
+  __atomic_store_n(&tstate->datastack_top, top, __ATOMIC_RELEASE);
+  __atomic_store_n(&tstate->cframe, unset.previous, __ATOMIC_RELEASE);
+  ASSERT_EQ(pthread_join(thread, NULL), 0);
+  Py_RETURN_NONE;
+}
+#endif
+
 static PyMethodDef probe_methods[] = {
     {"park", probe_park, METH_NOARGS, NULL},
     {"parked", probe_parked, METH_NOARGS, NULL},
@@ -76,6 +121,9 @@ static PyMethodDef probe_methods[] = {
     {"ours", probe_ours, METH_VARARGS, NULL},
     {"add_frameless", probe_add_frameless, METH_NOARGS, NULL},
     {"drop_frameless", probe_drop_frameless, METH_NOARGS, NULL},
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    {"caught", probe_caught, METH_VARARGS, NULL},
+#endif
     {NULL, NULL, 0, NULL},
 };
 static struct PyModuleDef probe_module = {PyModuleDef_HEAD_INIT, "_dprobe", NULL, -1, probe_methods};
@@ -242,6 +290,44 @@ TEST(dump_from_thread_without_python) {
   free(text);
   ASSERT_EQ(leak_dump_stacks(-1, 0), LEAK_EBADF);
   return 0;
+}
+
+/* ---- A thread caught between two states ---------------------------------------------------- */
+
+/* A dump from another thread that finds a thread between two states (3.11 and 3.12: a C frame
+ * published before its current frame is set, a generator marked suspended before it is left, a
+ * frame popped before its caller is current) reads it again, so a busy thread is not printed
+ * without frames when it is only moving on. */
+TEST(dump_of_a_thread_caught_between_two_states) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+  start_python_with_probe();
+  for (int how = 0; how < 2; how++) {
+    int fd_caught = dt_tempfd(), fd_moving = dt_tempfd();
+    char code[256];
+    snprintf(code, sizeof code,
+             "import _dprobe\n"
+             "def caught():\n"
+             "    _dprobe.caught(%d, %d, %d)\n"
+             "caught()\n",
+             fd_caught, fd_moving, how);
+    ASSERT_EQ(test_python_run(code), 0);
+    char *text = dt_read_all(fd_caught);
+    /* The state the test made is one the reader refuses as long as it lasts. */
+    ASSERT_MATCHES(text, "^Thread 0x[0-9a-f]{16} \\(most recent call first\\):\n  <no Python frame>\n$");
+    free(text);
+    text = dt_read_all(fd_moving);
+    ASSERT_MATCHES(text, "^Thread 0x[0-9a-f]{16} \\(most recent call first\\):\n"
+                         "  File \"<string>\", line 3 in caught\n"
+                         "  File \"<string>\", line 4 in <module>\n$");
+    ASSERT(dt_all_lines_valid(text));
+    free(text);
+    close(fd_caught);
+    close(fd_moving);
+  }
+  return 0;
+#else
+  return TEST_SKIP("no frame of this CPython is published before it is whole");
+#endif
 }
 
 /* ---- sigsafe ------------------------------------------------------------------------------ */

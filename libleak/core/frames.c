@@ -13,8 +13,10 @@
 #include "core/internal.h"
 #include "core/frames.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -32,16 +34,56 @@ typedef PyFrameObject raw_frame;
 #include <internal/pycore_pystate.h> /* 3.12: _PyThreadState_GetCurrent */
 #endif
 
+/* ---- Reads that cannot fault ------------------------------------------------------------------ */
+
+/* Copies `size` bytes at `from` to `to`; -1 when they are not all readable.  A system call
+ * (process_vm_readv on this very process) because a signal handler cannot survive a fault.
+ * Async-signal-safe. */
+static int read_checked(void *to, const void *from, size_t size) {
+  struct iovec local = {to, size}, remote = {(void *)from, size};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -1;
+}
+
+/* 1 when read_checked works here, 0 when the system refuses it (seccomp, ENOSYS), -1 not known yet. */
+static int checked_reads = -1;
+
+/* Whether read_checked works here, asked of the system once. */
+static int checked_reads_work(void) {
+  int usable = __atomic_load_n(&checked_reads, __ATOMIC_RELAXED);
+  if (usable < 0) {
+    int probe = 1, copy = 0;
+    usable = read_checked(&copy, &probe, sizeof probe) == 0 && copy == 1;
+    __atomic_store_n(&checked_reads, usable, __ATOMIC_RELAXED);
+  }
+  return usable;
+}
+
 /* ---- Per-version layout ------------------------------------------------------------------- */
 
 #if PY_VERSION_HEX >= 0x030D0000 /* 3.13 */
 
 static raw_frame *innermost_frame(PyThreadState *tstate) { return tstate->current_frame; }
 
-/* 3.13 links a frame (its `previous` set) before it publishes it in tstate->current_frame. */
-static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) { return tstate->current_frame; }
+/* 3.13 links a frame (its `previous` set) before it publishes it in tstate->current_frame, so the
+ * innermost frame is never caught half made. */
+static int innermost_frame_checked(PyThreadState *tstate, raw_frame **top) {
+  *top = tstate->current_frame;
+  return 1;
+}
 
 static raw_frame *older_frame(raw_frame *frame) { return frame->previous; }
+
+/* See copy_frame_checked's use in leak__frames_next.  Entry shims are kept (their executable is not
+ * code, and they are skipped when described); every other frame must run a code object.  A
+ * generator's frame without a caller has yielded since (suspending unlinks it). */
+static int copy_frame_checked(raw_frame *frame, raw_frame *copy) {
+  if (read_checked(copy, frame, offsetof(raw_frame, localsplus)) < 0) return 0;
+  if (copy->owner == FRAME_OWNED_BY_CSTACK) return 1;
+  if (copy->owner == FRAME_OWNED_BY_GENERATOR && copy->previous == NULL) return 0;
+  PyObject head;
+  return copy->f_executable != NULL && read_checked(&head, copy->f_executable, sizeof head) == 0 &&
+         head.ob_type == &PyCode_Type;
+}
 
 /* 3.13 frames may run things that are not code objects (f_executable), and entry shims sit on
  * the C stack; both are skipped, as are frames that have not reached their first real instruction. */
@@ -75,17 +117,6 @@ static raw_frame *innermost_frame(PyThreadState *tstate) {
   return tstate->cframe ? tstate->cframe->current_frame : NULL;
 }
 
-/* Copies `size` bytes at `from` to `to`; -1 when they are not all readable.  A system call
- * (process_vm_readv on this very process) because a signal handler cannot survive a fault.
- * Async-signal-safe. */
-static int read_checked(void *to, const void *from, size_t size) {
-  struct iovec local = {to, size}, remote = {(void *)from, size};
-  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -1;
-}
-
-/* 1 when read_checked works here, 0 when the system refuses it (seccomp, ENOSYS), -1 not known yet. */
-static int checked_reads = -1;
-
 /* Whether `top`, read from tstate->cframe->current_frame by a signal handler, is the frame the thread
  * runs.  Every field is read with read_checked.  The frame must hold a code object, and be either on
  * the thread's live data stack or the frame of a generator (or coroutine) that is executing: an
@@ -109,29 +140,40 @@ static int running_frame(PyThreadState *tstate, raw_frame *top) {
   return 0;
 }
 
-/* The innermost frame, for a signal handler that interrupted this thread in the middle of anything.
+/* The innermost frame, for a reader that may have caught the thread in the middle of anything: 1
+ * with *top set (NULL for a thread with no frame), 0 when the thread is between two states.
  * CPython 3.11 and 3.12 publish a new C frame (tstate->cframe = &cframe) a few instructions before
- * they set its current_frame: a signal landing there finds an uninitialised pointer (the sampler
- * crashed on it, entering generators from C).  So the top frame is believed only when
- * running_frame() says so; otherwise the stack reads as empty (the caller drops such a sample).  A
- * few system calls a sample, on 3.11 and 3.12 only. */
-static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) {
+ * they set its current_frame: a signal landing there finds an uninitialised pointer, often NULL
+ * (the sampler crashed on one, entering generators from C); a generator that yields is marked
+ * suspended before its C frame is left.  So a NULL frame is believed only at the thread's root C
+ * frame, where a thread that runs no Python code is, and another only when running_frame() says
+ * so.  A few system calls a read, on 3.11 and 3.12 only. */
+static int innermost_frame_checked(PyThreadState *tstate, raw_frame **top) {
   _PyCFrame *cframe = tstate->cframe;
-  if (cframe == NULL) return NULL;
-  raw_frame *top = cframe->current_frame;
-  int usable = __atomic_load_n(&checked_reads, __ATOMIC_RELAXED);
-  if (usable < 0) {
-    int probe = 1, copy = 0;
-    usable = read_checked(&copy, &probe, sizeof probe) == 0 && copy == 1;
-    __atomic_store_n(&checked_reads, usable, __ATOMIC_RELAXED);
-  }
-  if (!usable || (top != NULL && running_frame(tstate, top))) return top;
-  /* Not the previous C frame's current frame: the compiler may publish the new C frame before
-   * setting its `previous` too (seen on 3.11: both fields were left-over stack bytes). */
-  return NULL;
+  *top = cframe != NULL ? cframe->current_frame : NULL;
+  if (*top == NULL) return cframe == NULL || cframe == &tstate->root_cframe;
+  if (!checked_reads_work() || running_frame(tstate, *top)) return 1;
+  /* Not the previous C frame's current frame either: the compiler may publish the new C frame
+   * before setting its `previous` too (seen on 3.11: both fields were left-over stack bytes). */
+  *top = NULL;
+  return 0;
 }
 
 static raw_frame *older_frame(raw_frame *frame) { return frame->previous; }
+
+/* See copy_frame_checked's use in leak__frames_next.  3.12's entry shims are kept (they are skipped
+ * when described); every frame must hold a code object.  A generator's frame without a caller has
+ * returned or yielded since (both unlink it). */
+static int copy_frame_checked(raw_frame *frame, raw_frame *copy) {
+  if (read_checked(copy, frame, offsetof(raw_frame, localsplus)) < 0) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+  if (copy->owner == FRAME_OWNED_BY_CSTACK) return 1;
+#endif
+  if (copy->owner == FRAME_OWNED_BY_GENERATOR && copy->previous == NULL) return 0;
+  PyObject head;
+  return copy->f_code != NULL && read_checked(&head, copy->f_code, sizeof head) == 0 &&
+         head.ob_type == &PyCode_Type;
+}
 
 /* Skips entry shims (3.12) and incomplete frames, the same test as _PyFrame_IsIncomplete. */
 static int describe_frame(raw_frame *frame, leak__frame *out) {
@@ -171,9 +213,29 @@ static inline int frame_counts(raw_frame *frame) {
 static raw_frame *innermost_frame(PyThreadState *tstate) { return tstate->frame; }
 
 /* 3.8 - 3.10 link a frame object (f_back set) before they publish it in tstate->frame. */
-static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) { return tstate->frame; }
+static int innermost_frame_checked(PyThreadState *tstate, raw_frame **top) {
+  *top = tstate->frame;
+  return 1;
+}
 
 static raw_frame *older_frame(raw_frame *frame) { return frame->f_back; }
+
+/* See copy_frame_checked's use in leak__frames_next: the frame object's fixed part, which must name a
+ * code object and be in its evaluation loop, as every frame of a running stack is (a frame that
+ * returned, or a generator's that yielded, has left it, and may have been unlinked), or about to
+ * enter it (a trace function's call event runs before). */
+static int copy_frame_checked(raw_frame *frame, raw_frame *copy) {
+  if (read_checked(copy, frame, offsetof(raw_frame, f_localsplus)) < 0) return 0;
+#if PY_VERSION_HEX >= 0x030A0000
+  if (copy->f_state != FRAME_EXECUTING && copy->f_state != FRAME_UNWINDING && copy->f_state != FRAME_CREATED)
+    return 0;
+#else
+  if (!copy->f_executing && copy->f_lasti >= 0) return 0;
+#endif
+  PyObject head;
+  return copy->f_code != NULL && read_checked(&head, copy->f_code, sizeof head) == 0 &&
+         head.ob_type == &PyCode_Type;
+}
 
 /* f_lasti counts bytes up to 3.9 and code units in 3.10; -1 means the frame has not started. */
 static int describe_frame(raw_frame *frame, leak__frame *out) {
@@ -198,17 +260,84 @@ PyThreadState *leak__frames_this_thread(void) { return PyGILState_GetThisThreadS
 
 void leak__frames_begin(leak__frame_cursor *cursor, PyThreadState *tstate) {
   cursor->next = tstate ? innermost_frame(tstate) : NULL;
+  cursor->checked = 0;
+  cursor->primed = 0;
+  cursor->lost = 0;
+}
+
+/* The innermost frame of a thread that a signal handler interrupted: one caught between two
+ * states cannot move on while the handler runs, so its stack reads as empty (a sampler drops it). */
+static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) {
+  raw_frame *top;
+  return innermost_frame_checked(tstate, &top) ? top : NULL;
 }
 
 void leak__frames_begin_interrupted(leak__frame_cursor *cursor, PyThreadState *tstate) {
   cursor->next = tstate ? innermost_frame_interrupted(tstate) : NULL;
+  cursor->checked = 0;
+  cursor->primed = 0;
+  cursor->lost = 0;
 }
 
+/* A thread that runs on while another reads it leaves a between-states window within a few
+ * instructions, unless it lost its CPU right there; and the frame it showed may have returned by
+ * the time it is read (3.12 and 3.13 put entry shims on the C stack, which the next C call
+ * overwrites).  So the innermost frame is read here, with checked reads (see leak__frames_next),
+ * and kept in the cursor; when the thread is between two states, or its top frame returned before
+ * it could be read, it is read again after a pause, for up to about 10 ms (the pauses of timed sleeps are longer than
+ * asked).  errno is kept: signal handlers call this. */
+#define SETTLE_PAUSE_NS 100000L
+#define SETTLE_ATTEMPTS 100
+
+void leak__frames_begin_running(leak__frame_cursor *cursor, PyThreadState *tstate) {
+  int saved_errno = errno;
+  cursor->next = NULL;
+  cursor->checked = checked_reads_work();
+  cursor->primed = 0;
+  cursor->lost = 0;
+  for (int attempt = 0; tstate != NULL; attempt++) {
+    raw_frame *top;
+    if (innermost_frame_checked(tstate, &top)) {
+      if (top == NULL) break;
+      cursor->next = top;
+      if (leak__frames_next(cursor, &cursor->first)) {
+        cursor->primed = 1;
+        break;
+      }
+      if (!cursor->lost) break; /* a stack with no frame to show (all incomplete) */
+      cursor->lost = 0;
+    }
+    if (attempt == SETTLE_ATTEMPTS) break;
+    struct timespec pause = {0, SETTLE_PAUSE_NS};
+    nanosleep(&pause, NULL);
+  }
+  errno = saved_errno;
+}
+
+/* A checked cursor walks a thread that runs on meanwhile: a frame below its top may return while it
+ * is read, and its memory be reused (by another frame on the data stack, by other C calls for an
+ * entry shim on the C stack), so each frame is copied with read_checked and must hold a code object
+ * before anything it points to is followed.  A frame that fails ends the walk: the stack it belonged
+ * to is gone. */
 int leak__frames_next(leak__frame_cursor *cursor, leak__frame *out) {
+  if (cursor->primed) {
+    *out = cursor->first;
+    cursor->primed = 0;
+    return 1;
+  }
   raw_frame *frame = cursor->next;
+  raw_frame copy;
   while (frame != NULL) {
-    raw_frame *older = older_frame(frame);
-    if (describe_frame(frame, out)) {
+    raw_frame *view = frame;
+    if (cursor->checked) {
+      if (!copy_frame_checked(frame, &copy)) {
+        cursor->lost = 1;
+        break;
+      }
+      view = &copy;
+    }
+    raw_frame *older = older_frame(view);
+    if (describe_frame(view, out)) {
       cursor->next = older;
       return 1;
     }
@@ -217,6 +346,8 @@ int leak__frames_next(leak__frame_cursor *cursor, leak__frame *out) {
   cursor->next = NULL;
   return 0;
 }
+
+int leak__frames_lost(const leak__frame_cursor *cursor) { return cursor->lost; }
 
 int leak__frames_read(PyThreadState *tstate, leak__frame *out, int max) {
   if (tstate == NULL) return 0;

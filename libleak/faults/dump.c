@@ -10,6 +10,7 @@
 #include "core/frames.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -105,23 +106,49 @@ static void dump_frame(leak__sigsafe_out *out, const leak__frame *frame) {
   leak__sigsafe_flush(out);
 }
 
+/* How many frames of another thread are read before any is written, and how often its stack is read
+ * again when the thread returned from one of them meanwhile.  The frames sit on the dumper's stack,
+ * which may be a signal handler's alternate stack: 64 of them take 1 KiB. */
+#define SETTLED_FRAMES 64
+#define SETTLE_RESTARTS 10
+
+/* Reads the first frames of `tstate` into `frames` (at most `want`) and returns how many; the cursor
+ * is left after them.  Another thread may return from a frame while it is read: its stack is read
+ * again from the top, so that a dump never shows half of a stack that is gone. */
+static int read_settled_frames(PyThreadState *tstate, leak__frame_cursor *cursor, leak__frame *frames, int want) {
+  /* A watchdog or a signal may catch a thread mid-call; only another thread can move on meanwhile. */
+  int own = leak__frames_thread_id(tstate) == (unsigned long)pthread_self();
+  int got = 0;
+  for (int attempt = 0; attempt <= SETTLE_RESTARTS; attempt++) {
+    if (own)
+      leak__frames_begin_interrupted(cursor, tstate);
+    else
+      leak__frames_begin_running(cursor, tstate);
+    for (got = 0; got < want && leak__frames_next(cursor, &frames[got]);) got++;
+    if (got == want || !leak__frames_lost(cursor)) break;
+  }
+  return got;
+}
+
 /* The frames of one thread, innermost first, cut at the frame limit; what is cut is counted so
  * the reader knows how deep the stack really was ("  ... 37 more frames"). */
 static void dump_frames(leak__sigsafe_out *out, PyThreadState *tstate) {
   int limit = __atomic_load_n(&max_frames, __ATOMIC_RELAXED);
   leak__frame_cursor cursor;
-  leak__frame frame;
-  leak__frames_begin_interrupted(&cursor, tstate); /* a watchdog or a signal may catch a thread mid-call */
-  if (!leak__frames_next(&cursor, &frame)) {
+  leak__frame frames[SETTLED_FRAMES], frame;
+  int settled = read_settled_frames(tstate, &cursor, frames, limit < SETTLED_FRAMES ? limit : SETTLED_FRAMES);
+  if (settled == 0) {
     leak__sigsafe_puts(out, FAULTHANDLER_FORMAT_310 ? "  <no Python frame>\n" : "<no Python frame>\n");
     leak__sigsafe_flush(out);
     return;
   }
-  int printed = 0;
-  do {
+  for (int i = 0; i < settled; i++) dump_frame(out, &frames[i]);
+  int printed = settled;
+  /* Past the settled frames (a limit above SETTLED_FRAMES), the walk goes on as it reads. */
+  while (printed < limit && leak__frames_next(&cursor, &frame)) {
     dump_frame(out, &frame);
     printed++;
-  } while (printed < limit && leak__frames_next(&cursor, &frame));
+  }
   if (printed < limit) return;
   long more = 0;
   while (more < WALK_CAP && leak__frames_next(&cursor, &frame)) more++;

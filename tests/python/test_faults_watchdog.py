@@ -114,6 +114,48 @@ def test_watchdog_repeat(dump_file):
     assert out.dumps() == count, "the repeating watchdog kept firing after its block"
 
 
+def test_timed_dumps_of_a_busy_thread_show_its_whole_stack():
+    # The watchdog thread dumps, every millisecond, a thread that calls and returns all the time:
+    # frames return while they are read (3.12 and 3.13 crashed on that), generators yield, and C
+    # frames are published before their current frame is set (3.11 and 3.12).  Every dump must show
+    # the thread's whole stack, from where it was down to <module>.
+    result = run_python(
+        """
+        import os, re, tempfile, libleak.faults as faults
+        def leaf(x):
+            return x + 1
+        def gen(n):
+            for i in range(n):
+                yield i
+        def work():
+            total = 0
+            for i in range(200):
+                total += leaf(i)
+            total += sum(gen(50))
+            return total + len(sorted(range(20), key=lambda v: -v))
+        def text(f):
+            # pread: the watchdog writes through the same open file, so reading must not move it
+            return os.pread(f.fileno(), os.fstat(f.fileno()).st_size, 0).decode()
+        with tempfile.TemporaryFile("w+") as f:
+            faults.dump_traceback_later(0.001, repeat=True, file=f)
+            while text(f).count("Timeout (") < 2000:
+                for _ in range(50):
+                    work()
+            faults.cancel_dump_traceback_later()
+            dumps = text(f).split("Timeout (")[1:]
+        frame = r'  File "[^"]+", line \\d+ in [<>\\w]+\\n'
+        whole = re.compile(r"[\\d:.]+\\)!\\nThread 0x[0-9a-f]+ \\(most recent call first\\):\\n"
+                           r'(%s)*  File "<string>", line \\d+ in <module>\\n$' % frame)
+        bad = [d for d in dumps if not whole.match(d)]
+        print(len(dumps), len(bad))
+        print(bad[:3])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    count, bad = map(int, result.stdout.split("\n")[0].split())
+    assert count >= 2000 and bad == 0, result.stdout
+
+
 def test_watchdog_exit():
     result = run_python(
         """
