@@ -35,10 +35,9 @@ class DumpFile:
         return self.text().count("Timeout (")
 
     def wait_for_dumps(self, count=1):
-        # Polls ten times a second, not a hundred: a dump that lands while one of the polling
-        # functions returns finds that thread between two frames (3.11 and 3.12 pop the returning
-        # frame before they move to its caller) and prints no frame for it; the thread should be
-        # found sleeping, inside the guarded block, nearly always.
+        # Polls ten times a second, not a hundred: the thread should be found sleeping, inside the
+        # guarded block, nearly always (a dump that lands while a polling function runs shows
+        # that function instead).
         deadline = time.monotonic() + DEADLINE
         while self.dumps() < count:
             assert time.monotonic() < deadline, "the watchdog never fired"
