@@ -79,14 +79,32 @@ static int stored_depth(int nframe, int depth) {
   return depth > LEAK_STACK_MAX_DEPTH ? LEAK_STACK_MAX_DEPTH : depth;
 }
 
-/* Field by field, because leak__frame has padding that frames.c leaves uninitialised.  One multiply
- * a frame (the code address and the offset folded into one word: a collision only costs a compare),
- * then a final mix so that the low bits, which pick the slot, depend on every frame. */
+/* One frame as one word: the code address and the offset folded together (a collision only costs a
+ * compare).  Field by field, because leak__frame has padding that frames.c leaves uninitialised. */
+static inline uint64_t frame_word(const leak__frame *frame) {
+  return (uint64_t)(uintptr_t)frame->code ^ ((uint64_t)(uint32_t)frame->lasti << 47);
+}
+
+#define HASH_MULTIPLIER 0xFF51AFD7ED558CCDull
+
+/* One multiply a frame, then a final mix so that the low bits, which pick the slot, depend on every
+ * frame.  A chain of multiplies waits for each one (3 - 4 cycles): long stacks (the tracer's
+ * nframe=32 and more) go through four chains side by side, frame i in chain i % 4, joined with
+ * rotations so that which chain a frame went through still counts. */
 uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)nframe ^ ((uint64_t)stored_depth(nframe, depth) << 24);
-  for (int i = 0; i < nframe; i++)
-    h = (h ^ (uint64_t)(uintptr_t)frames[i].code ^ ((uint64_t)(uint32_t)frames[i].lasti << 47)) *
-        0xFF51AFD7ED558CCDull;
+  int i = 0;
+  if (nframe >= 8) {
+    uint64_t a = h, b = h ^ 1, c = h ^ 2, d = h ^ 3;
+    for (; i + 4 <= nframe; i += 4) {
+      a = (a ^ frame_word(&frames[i])) * HASH_MULTIPLIER;
+      b = (b ^ frame_word(&frames[i + 1])) * HASH_MULTIPLIER;
+      c = (c ^ frame_word(&frames[i + 2])) * HASH_MULTIPLIER;
+      d = (d ^ frame_word(&frames[i + 3])) * HASH_MULTIPLIER;
+    }
+    h = a ^ ((b << 16) | (b >> 48)) ^ ((c << 32) | (c >> 32)) ^ ((d << 48) | (d >> 16));
+  }
+  for (; i < nframe; i++) h = (h ^ frame_word(&frames[i])) * HASH_MULTIPLIER;
   h ^= h >> 33;
   h *= 0xC4CEB9FE1A85EC53ull;
   h ^= h >> 29;
@@ -176,6 +194,8 @@ leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nfram
   store->index[slot] = id;
   return id;
 }
+
+const leak__frame *leak__stacks_frames_unlocked(leak__stack_id id) { return table.entries[id]->frames; }
 
 int leak__stacks_lookup_depth(leak__stack_id id, const leak__frame **frames, int *nframe, int *depth) {
   if (id == LEAK_STACK_EMPTY) {

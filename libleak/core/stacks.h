@@ -59,6 +59,10 @@ uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth);
 leak__stack_id leak__stacks_intern_unlocked(const leak__frame *frames, int nframe, int depth, uint32_t hash,
                                             int may_reference);
 
+/* The frames of an interned stack (a known id, not LEAK_STACK_EMPTY), for a caller that holds the
+ * lock; valid until a clear frees the table (leak__stacks_generation changes). */
+const leak__frame *leak__stacks_frames_unlocked(leak__stack_id id);
+
 /* Frames of an interned stack, innermost first, and whether the real stack was deeper than what was
  * stored.  The pointers stay valid until leak__stacks_clear() frees the table (never while it is
  * pinned); the code objects are kept alive by the table.  LEAK_ENOENT for an unknown id. */

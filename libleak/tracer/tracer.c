@@ -142,11 +142,21 @@ typedef struct last_stack {
   uint64_t generation; /* leak__stacks_generation when the id was given */
 } last_stack;
 
+/* The same for stacks of more frames (see trace_block_of_many); nframe 0: none. */
+typedef struct last_long_stack {
+  leak__frame frame;         /* its innermost frame, to tell most other stacks apart without the lock */
+  int depth, nframe;
+  leak__stack_id id;
+  uint64_t generation;
+  const leak__frame *frames; /* the stack table's copy of its frames, kept as long as `generation` */
+} last_long_stack;
+
 /* What the hooks keep per thread, in one thread-local block so that one address serves every field.
  * Thread-local: no lock. */
 typedef struct hook_thread {
   leak__sampler_thread sampler; /* the sampling countdown (sampling.h) */
   last_stack last_stack;
+  last_long_stack last_long_stack;
   int in_hook;                  /* inside a slow path (see the top comment) */
   uintptr_t last_traced_block;  /* the 3.13 ref tracer skips re-recording a block just recorded */
   uintptr_t forwarded_block;    /* see fast_realloc */
@@ -308,22 +318,21 @@ static inline leak__stack_id intern_unlocked(const leak__frame *frames, const ca
   return leak__stacks_intern_unlocked(frames, stack->nframe, stack->depth, hash, stack->may_reference);
 }
 
-/* Records a new block of domain 0 (in sampled mode: a block that was sampled).  Hot path (allocator
- * hooks): no malloc but leak__malloc, no Python API, the lock for the insert only. */
-static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t size) {
-  uintptr_t address = (uintptr_t)ptr;
-  if (LEAK_UNLIKELY(address >> LEAK_TRACE_PTR_BITS)) {
+/* Stores a block's trace (or counts it dropped when its stack could not be stored); the lock is held. */
+static inline void record_trace_unlocked(uint64_t key, leak__stack_id id, size_t size) {
+  if (id == LEAK_STACK_NONE)
     count_dropped();
-    return;
-  }
-  uint64_t key = LEAK_TRACE_KEY(0, address);
-  int nframe = options.nframe;
-  leak__frame frames[nframe];
+  else
+    update_trace_unlocked(key, id, size);
+}
+
+/* trace_block at nframe=1.  One line often allocates twice in a row (an object and its dict, a list
+ * and its items): a stack of one frame that is the thread's last one, from the stack table's current
+ * generation, keeps its id without being hashed and interned again. */
+static inline __attribute__((always_inline)) void trace_block_of_one(int raw, uint64_t key, size_t size) {
+  leak__frame frames[1];
   captured_stack stack;
-  capture_stack(frames, nframe, raw, &stack);
-  /* One line often allocates twice in a row (an object and its dict, a list and its items): a stack
-   * of one frame that is the thread's last one, from the stack table's current generation, keeps
-   * its id without being hashed and interned again. */
+  capture_stack(frames, 1, raw, &stack);
   last_stack *last = &this_thread.last_stack;
   int repeated = stack.nframe == 1 && last->frame.code == frames[0].code && last->frame.lasti == frames[0].lasti &&
                  last->depth == stack.depth;
@@ -339,12 +348,65 @@ static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t siz
       if (stack.nframe == 1 && id != LEAK_STACK_NONE && id != LEAK_STACK_EMPTY)
         *last = (last_stack){frames[0], stack.depth, id, leak__stacks_generation};
     }
-    if (id == LEAK_STACK_NONE)
-      count_dropped();
-    else
-      update_trace_unlocked(key, id, size);
+    record_trace_unlocked(key, id, size);
   }
   leak__stacks_unlock();
+}
+
+/* frames[0..n) == stored[0..n), field by field (leak__frame has padding), without a branch a frame. */
+static inline int same_frames(const leak__frame *frames, const leak__frame *stored, int n) {
+  uint64_t differ = 0;
+  for (int i = 0; i < n; i++)
+    differ |= ((uint64_t)(uintptr_t)frames[i].code ^ (uint64_t)(uintptr_t)stored[i].code) |
+              (uint64_t)(uint32_t)(frames[i].lasti ^ stored[i].lasti);
+  return differ == 0;
+}
+
+/* trace_block at nframe > 1.  The same line allocating again has the same stack, all of it: when the
+ * innermost frame, the depth and the count match the thread's last stack (checked without the lock),
+ * the other frames are compared with the table's copy (under it, where the copy is known to be
+ * alive), which costs less than hashing them and finding them in the table. */
+static __attribute__((noinline)) void trace_block_of_many(int raw, uint64_t key, size_t size, int nframe) {
+  leak__frame frames[nframe];
+  captured_stack stack;
+  capture_stack(frames, nframe, raw, &stack);
+  last_long_stack *last = &this_thread.last_long_stack;
+  int maybe_repeated = stack.nframe > 0 && stack.nframe == last->nframe && last->depth == stack.depth &&
+                       last->frame.code == frames[0].code && last->frame.lasti == frames[0].lasti;
+  uint32_t hash = maybe_repeated ? 0 : leak__stacks_hash(frames, stack.nframe, stack.depth);
+  leak__stacks_lock();
+  if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
+    leak__stack_id id;
+    if (maybe_repeated && last->generation == leak__stacks_generation &&
+        same_frames(frames + 1, last->frames + 1, stack.nframe - 1)) {
+      id = last->id;
+    } else {
+      if (maybe_repeated) hash = leak__stacks_hash(frames, stack.nframe, stack.depth);
+      id = intern_unlocked(frames, &stack, hash);
+      if (stack.nframe > 0 && id != LEAK_STACK_NONE && id != LEAK_STACK_EMPTY)
+        *last = (last_long_stack){frames[0], stack.depth, stack.nframe, id, leak__stacks_generation,
+                                  leak__stacks_frames_unlocked(id)};
+    }
+    record_trace_unlocked(key, id, size);
+  }
+  leak__stacks_unlock();
+}
+
+/* Records a new block of domain 0 (in sampled mode: a block that was sampled).  Hot path (allocator
+ * hooks): no malloc but leak__malloc, no Python API, the lock for the insert only.  nframe=1, the
+ * cheapest setting, gets a body of its own with the frame count known to the compiler. */
+static __attribute__((noinline)) void trace_block(int raw, void *ptr, size_t size) {
+  uintptr_t address = (uintptr_t)ptr;
+  if (LEAK_UNLIKELY(address >> LEAK_TRACE_PTR_BITS)) {
+    count_dropped();
+    return;
+  }
+  uint64_t key = LEAK_TRACE_KEY(0, address);
+  int nframe = options.nframe;
+  if (nframe == 1)
+    trace_block_of_one(raw, key, size);
+  else
+    trace_block_of_many(raw, key, size, nframe);
   this_thread.last_traced_block = address;
 }
 

@@ -85,6 +85,47 @@ def test_take_snapshot_sees_a_line(tracing):
     del kept
 
 
+@pytest.mark.parametrize("nframe", [1, 2, 5, 32])
+def test_one_line_reached_from_two_callers_in_turn_keeps_both_stacks(nframe):
+    # The same line allocating again usually has the same whole stack, which the tracer checks
+    # without hashing it again; here every other call comes from another caller at the same depth,
+    # so only the frames below the innermost tell the stacks apart (and after clear_traces, the
+    # stacks are stored again under new ids).
+    def alloc():
+        return bytearray(3000)  # the allocating line
+
+    def via_a():
+        return alloc()
+
+    def via_b():
+        return alloc()
+
+    line = alloc.__code__.co_firstlineno + 1
+    callers = {via_a.__code__.co_firstlineno + 1: "a", via_b.__code__.co_firstlineno + 1: "b"}
+    tracer.start(nframe)
+    try:
+        for round in range(2):
+            tracer.clear_traces()
+            kept = []
+            for _ in range(40):
+                for via in (via_a, via_b, via_b):
+                    kept.append(via())
+            stats = tracer.take_snapshot().statistics("traceback")
+            ours = [s for s in stats if s.traceback[-1].filename == __file__ and s.traceback[-1].lineno == line]
+            # (a bytearray may take two blocks: its object and its buffer)
+            if nframe == 1:
+                assert len(ours) == 1 and ours[0].count % 120 == 0 and ours[0].size >= 120 * 3000, ours
+                continue
+            by_caller = {callers.get(s.traceback[-2].lineno): s for s in ours}
+            assert sorted(by_caller) == ["a", "b"], ours
+            a, b = by_caller["a"], by_caller["b"]
+            assert b.count == 2 * a.count and a.count % 40 == 0 and a.count > 0, ours
+            assert b.size == 2 * a.size and a.size >= 40 * 3000, ours
+            del kept
+    finally:
+        tracer.stop()
+
+
 class Thing:
     """Instances come from the allocator, not from a freelist (lists and dicts may be reused from
     freelists filled before tracing started; tracemalloc cannot place those either before 3.13)."""
