@@ -150,7 +150,7 @@ static PyObject *py_census_new_objects(PyObject *module, PyObject *args) {
   /* One more than asked: this call's own argument tuple was made after `now` was taken, and may sit
    * at the address of a tuple that `now` counted and that died since (the tuple free lists hand such
    * addresses out first); it is dropped below, not returned as a new object. */
-  size_t wanted = limit == 0 || limit == PY_SSIZE_T_MAX ? (size_t)limit : (size_t)limit + 1; /* 0: no limit */
+  size_t wanted = limit == 0 ? 0 : (size_t)limit + 1; /* 0: no limit */
   int rc = leak__census_new_objects(now, old, (leak__type_name_kind)kind, type_name, wanted, &objects, &n);
   if (rc == LEAK_EINVAL) {
     PyErr_SetString(PyExc_ValueError, "new_objects needs censuses taken with keep_addresses=True");

@@ -231,7 +231,10 @@ class Sampler:
 
     `interval` is seconds between two samples of one thread (of its CPU time in cpu mode, of real
     time in wall mode); `nframe` the frames kept per sample, innermost first (1 to 512).  Only one
-    sampler runs at a time in a process."""
+    sampler runs at a time in a process.  In cpu mode each thread's CPU-clock timer is the
+    kernel's: on a machine with more runnable threads than CPUs, some kernels (seen in Firecracker
+    guests) leave stretches of a thread's CPU time without a tick, and ``stats()["samples"]`` falls
+    short of the threads' CPU time divided by `interval`; wall mode is not affected."""
 
     def __init__(self, interval=0.001, mode="cpu", nframe=128):
         if isinstance(interval, bool) or not isinstance(interval, (int, float)):
