@@ -33,6 +33,7 @@ from urllib.parse import quote
 from libleak import _htmlchart, _htmlpage
 from libleak._htmlchart import format_bytes, format_count, format_seconds
 from libleak.errors import FormatError
+from libleak.textreport import holders
 
 __all__ = ["write_report", "render_report", "load_run"]
 
@@ -428,6 +429,20 @@ _GROWTH_ROWS = (
 )
 
 
+def _holders(run):
+    """The leaks grouped by the container they hang from (textreport.holders), most bytes first."""
+    rows = holders(run)
+    if not rows:
+        return ""
+    body = "".join('<tr><td class="mono">%s</td><td class="mono">%s</td>%s</tr>'
+                   % (escape(holder), escape(", ".join(types)), _growth_cell(size, format_bytes))
+                   for holder, types, size in rows)
+    return ('<section id="holders"><h2>Held by</h2><p class="note">The container each growing type&#x27;s '
+            'objects hang from, by the first retention path of each type; objects that one holder keeps '
+            'are one leak.</p><table><thead><tr><th>holder</th><th>types</th><th class="num">growth</th>'
+            '</tr></thead><tbody>%s</tbody></table></section>' % body)
+
+
 def _growth(run):
     series = run.get("series") or []
     growth = run.get("growth") or {}
@@ -620,6 +635,8 @@ def _sections_present(run, rundir):
     present = []
     if run.get("verdict"):
         present.append(("verdict", "Verdict"))
+    if holders(run):
+        present.append(("holders", "Held by"))
     if run.get("series") or run.get("growth"):
         present.append(("growth", "Growth"))
     if len(run.get("series") or []) >= 2:
@@ -653,6 +670,7 @@ def render_report(rundir, run=None, out_dir=None):
         _header(run, _sections_present(run, rundir)),
         "<main>",
         _verdict(run),
+        _holders(run),
         _growth(run),
         _memory_chart(run),
         _types_chart(run),

@@ -111,24 +111,30 @@ def holder_of(path):
     return " -> ".join(steps)
 
 
-def _holder_lines(run):
-    """The leaks grouped by holder (each type by its first path), most bytes first: the short answer
-    to "what leaks", before the per-type detail."""
-    holders = {}
+def holders(run):
+    """A run's leaks grouped by holder (each type by its first retention path), most bytes first:
+    [(holder, [type names], bytes grown)].  The short answer to "what leaks", which the text and HTML
+    reports give before the per-type detail."""
+    grouped = {}
     for leak in run.get("leaks") or []:
         paths = leak.get("paths") or []
         if not paths:
             continue
-        types, size = holders.setdefault(holder_of(paths[0]), ([], [0]))
+        types, size = grouped.setdefault(holder_of(paths[0]), ([], [0]))
         types.append(leak["type_name"])
         size[0] += leak.get("size_growth") or 0
-    if not holders:
+    rows = [(holder, types, size[0]) for holder, (types, size) in grouped.items()]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def _holder_lines(run):
+    rows = holders(run)
+    if not rows:
         return []
-    rows = sorted(holders.items(), key=lambda item: -item[1][1][0])
-    width = max(len(holder) for holder in holders)
+    width = max(len(holder) for holder, _, _ in rows)
     lines = ["", "Held by (the container each growing type's objects hang from), most bytes first:"]
-    for holder, (types, size) in rows:
-        lines.append("  %12s  %-*s  %s" % (_format_size(size[0], sign=True), width, holder, ", ".join(types)))
+    for holder, types, size in rows:
+        lines.append("  %12s  %-*s  %s" % (_format_size(size, sign=True), width, holder, ", ".join(types)))
     return lines
 
 

@@ -23,6 +23,7 @@ import pytest
 import libleak
 from libleak import htmlreport
 from libleak._htmlchart import Series, format_bytes, format_count, legend, line_chart, nice_ticks
+from libleak.textreport import holders
 
 # The leaking program (run from a file, so tracebacks name it): a request handler that keeps each session in a module-level dict under a
 # key with HTML in it, registers a closure per request, and creates instances of a class whose
@@ -295,6 +296,26 @@ def test_leaks_show_paths_and_safe_inline_graphs(page):
     for graph in graphs:
         assert "<script" not in graph and "ns0:" not in graph and "<title>n0</title>" not in graph
     assert "Session" in graphs[0]
+
+
+def test_held_by_groups_the_leaks_by_their_container(page, rundir):
+    # The same grouping as the text report, one row a holder, most bytes first, in the contents too.
+    run = json.loads((rundir / "run.json").read_text())
+    held = _section(page, "holders")
+    rows = re.findall(r'<tr><td class="mono">(.*?)</td><td class="mono">(.*?)</td>', held)
+    assert [holder for holder, _ in rows] == [html.escape(h) for h, _, _ in holders(run)]
+    by_holder = dict(rows)
+    assert by_holder["module __main__: SESSIONS -&gt; dict"] == "__main__.Session"
+    assert by_holder["module __main__: HOOKS -&gt; list"] == "function"
+    assert html.escape('__main__.<Evil & "Co">') in by_holder["module __main__: EVILS -&gt; list"]
+    assert '<a href="#holders">Held by</a>' in page
+    assert page.index('id="verdict"') < page.index('id="holders"') < page.index('id="growth"')
+
+
+def test_no_held_by_without_retention_paths(tmp_path):
+    run = dict(PLAIN, leaks=[{"type_name": "T", "count_growth": 1, "size_growth": 1, "paths": [], "graph": "g.svg"}])
+    page = htmlreport.render_report(_write_run(tmp_path / "run", run))
+    assert 'id="holders"' not in page and "#holders" not in page
 
 
 def test_sites_show_the_leaking_line_with_its_traceback(page, rundir):
