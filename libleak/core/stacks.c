@@ -111,16 +111,11 @@ uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth) {
   return (uint32_t)h;
 }
 
-/* True when `entry` stores exactly this stack.  The frames are compared without a branch per frame:
- * a stack found again (the usual case) is equal all the way down. */
+/* True when `entry` stores exactly this stack. */
 static int entry_equals(const stack_entry *entry, const leak__frame *frames, int nframe, int depth,
                         uint32_t hash) {
   if (entry->hash != hash || entry->nframe != nframe || entry->depth != depth) return 0;
-  uint64_t differ = 0;
-  for (int i = 0; i < nframe; i++)
-    differ |= ((uint64_t)(uintptr_t)entry->frames[i].code ^ (uint64_t)(uintptr_t)frames[i].code) |
-              (uint64_t)(uint32_t)(entry->frames[i].lasti ^ frames[i].lasti);
-  return differ == 0;
+  return leak__stacks_same_frames(entry->frames, frames, nframe);
 }
 
 /* Rebuilds the index at `capacity` (a power of two); on failure the old index stays. */

@@ -47,6 +47,16 @@ static inline void leak__stacks_unlock(void) { __atomic_store_n(&leak__stacks_lo
  * Read under the lock. */
 extern __attribute__((visibility("hidden"))) uint64_t leak__stacks_generation;
 
+/* a[0..n) == b[0..n), field by field (leak__frame has padding that frames.c leaves uninitialised),
+ * without a branch a frame: a stack found again (the usual case) is equal all the way down. */
+static inline int leak__stacks_same_frames(const leak__frame *a, const leak__frame *b, int n) {
+  uint64_t differ = 0;
+  for (int i = 0; i < n; i++)
+    differ |= ((uint64_t)(uintptr_t)a[i].code ^ (uint64_t)(uintptr_t)b[i].code) |
+              (uint64_t)(uint32_t)(a[i].lasti ^ b[i].lasti);
+  return differ == 0;
+}
+
 /* A 32-bit hash of a frame array and its depth, to compute outside the lock and pass to intern. */
 uint32_t leak__stacks_hash(const leak__frame *frames, int nframe, int depth);
 

@@ -353,15 +353,6 @@ static inline __attribute__((always_inline)) void trace_block_of_one(int raw, ui
   leak__stacks_unlock();
 }
 
-/* frames[0..n) == stored[0..n), field by field (leak__frame has padding), without a branch a frame. */
-static inline int same_frames(const leak__frame *frames, const leak__frame *stored, int n) {
-  uint64_t differ = 0;
-  for (int i = 0; i < n; i++)
-    differ |= ((uint64_t)(uintptr_t)frames[i].code ^ (uint64_t)(uintptr_t)stored[i].code) |
-              (uint64_t)(uint32_t)(frames[i].lasti ^ stored[i].lasti);
-  return differ == 0;
-}
-
 /* trace_block at nframe > 1.  The same line allocating again has the same stack, all of it: when the
  * innermost frame, the depth and the count match the thread's last stack (checked without the lock),
  * the other frames are compared with the table's copy (under it, where the copy is known to be
@@ -378,7 +369,7 @@ static __attribute__((noinline)) void trace_block_of_many(int raw, uint64_t key,
   if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     leak__stack_id id;
     if (maybe_repeated && last->generation == leak__stacks_generation &&
-        same_frames(frames + 1, last->frames + 1, stack.nframe - 1)) {
+        leak__stacks_same_frames(frames + 1, last->frames + 1, stack.nframe - 1)) {
       id = last->id;
     } else {
       if (maybe_repeated) hash = leak__stacks_hash(frames, stack.nframe, stack.depth);

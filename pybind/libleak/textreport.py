@@ -128,6 +128,7 @@ def holders(run):
 
 
 def _holder_lines(run):
+    """The "Held by" lines of the text report: holders(run) as a table."""
     rows = holders(run)
     if not rows:
         return []
