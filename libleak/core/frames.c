@@ -261,6 +261,7 @@ PyThreadState *leak__frames_this_thread(void) { return PyGILState_GetThisThreadS
 void leak__frames_begin(leak__frame_cursor *cursor, PyThreadState *tstate) {
   cursor->next = tstate ? innermost_frame(tstate) : NULL;
   cursor->checked = 0;
+  cursor->primed = 0;
   cursor->lost = 0;
 }
 
@@ -274,36 +275,56 @@ static raw_frame *innermost_frame_interrupted(PyThreadState *tstate) {
 void leak__frames_begin_interrupted(leak__frame_cursor *cursor, PyThreadState *tstate) {
   cursor->next = tstate ? innermost_frame_interrupted(tstate) : NULL;
   cursor->checked = 0;
+  cursor->primed = 0;
   cursor->lost = 0;
 }
 
 /* A thread that runs on while another reads it leaves a between-states window within a few
- * instructions, unless it lost its CPU right there: it is read again after a pause, for up to about
- * 10 ms (the pauses of timed sleeps are longer than asked).  Its frames are then walked with checked
- * reads (leak__frames_next).  errno is kept: signal handlers call this. */
+ * instructions, unless it lost its CPU right there; and the frame it showed may have returned by
+ * the time it is read (3.12 and 3.13 put entry shims on the C stack, which the next C call
+ * overwrites).  So the innermost frame is read here, with checked reads (see leak__frames_next),
+ * and kept in the cursor; when the thread is between two states, or its top frame returned before
+ * it could be read, it is read again after a pause, for up to about 10 ms (the pauses of timed sleeps are longer than
+ * asked).  errno is kept: signal handlers call this. */
 #define SETTLE_PAUSE_NS 100000L
 #define SETTLE_ATTEMPTS 100
 
 void leak__frames_begin_running(leak__frame_cursor *cursor, PyThreadState *tstate) {
   int saved_errno = errno;
-  raw_frame *top = NULL;
-  for (int attempt = 0; tstate != NULL && !innermost_frame_checked(tstate, &top); attempt++) {
+  cursor->next = NULL;
+  cursor->checked = checked_reads_work();
+  cursor->primed = 0;
+  cursor->lost = 0;
+  for (int attempt = 0; tstate != NULL; attempt++) {
+    raw_frame *top;
+    if (innermost_frame_checked(tstate, &top)) {
+      if (top == NULL) break;
+      cursor->next = top;
+      if (leak__frames_next(cursor, &cursor->first)) {
+        cursor->primed = 1;
+        break;
+      }
+      if (!cursor->lost) break; /* a stack with no frame to show (all incomplete) */
+      cursor->lost = 0;
+    }
     if (attempt == SETTLE_ATTEMPTS) break;
     struct timespec pause = {0, SETTLE_PAUSE_NS};
     nanosleep(&pause, NULL);
   }
-  cursor->next = top;
-  cursor->checked = checked_reads_work();
-  cursor->lost = 0;
   errno = saved_errno;
 }
 
-/* A checked cursor walks a thread that runs on meanwhile: a frame may return while it is read, and
- * its memory be reused (by another frame on the data stack, by other C calls for an entry shim on
- * the C stack: 3.12 and 3.13), so each frame is copied with read_checked and must hold a code object
- * before anything it points to is followed.  A frame that fails ends the walk, marked lost: the
- * stack it belonged to is gone, and the caller may read the thread again. */
+/* A checked cursor walks a thread that runs on meanwhile: a frame below its top may return while it
+ * is read, and its memory be reused (by another frame on the data stack, by other C calls for an
+ * entry shim on the C stack), so each frame is copied with read_checked and must hold a code object
+ * before anything it points to is followed.  A frame that fails ends the walk: the stack it belonged
+ * to is gone. */
 int leak__frames_next(leak__frame_cursor *cursor, leak__frame *out) {
+  if (cursor->primed) {
+    *out = cursor->first;
+    cursor->primed = 0;
+    return 1;
+  }
   raw_frame *frame = cursor->next;
   raw_frame copy;
   while (frame != NULL) {

@@ -20,8 +20,10 @@ typedef struct leak__frame {
 /* A position in a thread's stack; walk it with leak__frames_next.  Opaque: only frames.c reads it. */
 typedef struct leak__frame_cursor {
   void *next;
-  int checked; /* the thread runs on while it is read: frames are copied with checked reads */
-  int lost;    /* a checked walk ended at a frame that returned while it was read */
+  int checked;       /* the thread runs on while it is read: frames are copied with checked reads */
+  int primed;        /* `first` holds the innermost frame, read already (leak__frames_begin_running) */
+  int lost;          /* a checked walk ended at a frame that returned while it was read */
+  leak__frame first;
 } leak__frame_cursor;
 
 /* The calling thread's own thread state, whether or not it holds the GIL; NULL when the thread has
@@ -45,8 +47,8 @@ void leak__frames_begin_interrupted(leak__frame_cursor *cursor, PyThreadState *t
 /* leak__frames_begin for another thread that runs on while it is read (a dump from a watchdog, or
  * from a signal handler in another thread): a top frame caught between two states is read again
  * after a pause, for up to about 10 ms, then the stack reads as empty; every frame is read with a
- * system call that cannot fault, so a frame that returns meanwhile ends the walk (leak__frames_lost
- * says so) instead of crashing it.  Async-signal-safe. */
+ * system call that cannot fault, so frames that return meanwhile end the walk instead of crashing
+ * it.  Async-signal-safe. */
 void leak__frames_begin_running(leak__frame_cursor *cursor, PyThreadState *tstate);
 
 /* Stores the next frame, innermost first, into `out` and returns 1; returns 0 at the bottom of the
