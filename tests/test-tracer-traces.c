@@ -6,7 +6,10 @@
 #include "tracer/traces.h"
 #include "runner.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 enum { KEYS = 300000 };
 
@@ -102,6 +105,46 @@ TEST(tracer_traces_table_grows_from_empty_and_keeps_memory_small) {
   ASSERT_EQ(table.count, 100000);
   /* 16-byte slots, at least 53% full after a grow: at most ~30 bytes per trace */
   ASSERT_LE(leak__traces_memory(&table), (size_t)100000 * 31);
+  leak__traces_reset(&table);
+  return 0;
+}
+
+/* The VmFlags of the mapping that holds `address` in /proc/self/smaps, into `flags` (empty when the
+ * mapping or the line is not found). */
+static void mapping_flags(const void *address, char *flags, size_t size) {
+  flags[0] = '\0';
+  FILE *smaps = fopen("/proc/self/smaps", "r");
+  if (smaps == NULL) return;
+  char line[512];
+  int inside = 0;
+  while (fgets(line, sizeof line, smaps) != NULL) {
+    unsigned long start, end;
+    char dash;
+    if (sscanf(line, "%lx%c%lx ", &start, &dash, &end) == 3 && dash == '-') {
+      inside = (uintptr_t)address >= start && (uintptr_t)address < end;
+    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+      snprintf(flags, size, "%s", line + 8);
+      break;
+    }
+  }
+  fclose(smaps);
+}
+
+/* A table past LEAK_HUGE_TABLE_BYTES asks for transparent huge pages ("hg" in its mapping's flags):
+ * a million live blocks make a table of tens of MiB, probed at random. */
+TEST(tracer_traces_big_table_asks_for_huge_pages) {
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+    return TEST_SKIP("this kernel has no transparent huge pages");
+  leak__trace_table table = {0};
+  for (size_t i = 0; i < KEYS; i++) ASSERT_EQ(leak__traces_put(&table, key_of(i), 1, 64, NULL), 0);
+  size_t bytes = table.capacity * sizeof(leak__trace);
+  ASSERT_GE(bytes, LEAK_HUGE_TABLE_BYTES);
+  /* a byte of the first whole huge page inside the table: the advice covers whole pages only */
+  uintptr_t page = ((uintptr_t)table.slots + ((uintptr_t)2 << 20) - 1) & ~(((uintptr_t)2 << 20) - 1);
+  ASSERT((char *)page < (char *)table.slots + bytes);
+  char flags[512];
+  mapping_flags((const void *)page, flags, sizeof flags);
+  ASSERT_STR_CONTAINS(flags, " hg");
   leak__traces_reset(&table);
   return 0;
 }

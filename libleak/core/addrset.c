@@ -27,7 +27,7 @@ static void addrset_place(uintptr_t *slots, size_t mask, uintptr_t address) {
 /* Moves every entry into a fresh array of `capacity` slots; the old array is freed only once the
  * new one exists, so failure leaves the set as it was. */
 static int addrset_resize(leak__addrset *set, size_t capacity) {
-  uintptr_t *slots = leak__calloc(capacity, sizeof(uintptr_t));
+  uintptr_t *slots = leak__calloc_table(capacity, sizeof(uintptr_t));
   if (slots == NULL) return LEAK_ENOMEM;
   if (set->slots != NULL) {
     for (size_t i = 0; i <= set->mask; i++)

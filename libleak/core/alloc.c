@@ -1,7 +1,9 @@
 /* The raw allocator: the C library's, with an optional failure injection for tests. */
 #include "core/internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 /* Allocations left before injected failures start; negative means "never fail".  Touched with
  * atomics only, because the allocator hooks call in from threads without the GIL. */
@@ -29,3 +31,26 @@ void *leak__calloc(size_t count, size_t size) { return should_fail() ? NULL : ca
 void *leak__realloc(void *ptr, size_t size) { return should_fail() ? NULL : realloc(ptr, size); }
 
 void leak__free(void *ptr) { free(ptr); }
+
+#define HUGE_PAGE_BYTES ((uintptr_t)2 << 20)
+
+/* The whole huge pages inside [start, start + bytes): madvise wants page-aligned ranges, and a
+ * partial huge page could not be backed by one anyway.  Errors (EINVAL where THP is not built in)
+ * change nothing, so they are ignored. */
+static void advise_huge_pages(void *start, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  uintptr_t from = ((uintptr_t)start + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
+  uintptr_t to = ((uintptr_t)start + bytes) & ~(HUGE_PAGE_BYTES - 1);
+  if (to > from) (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+  (void)start;
+  (void)bytes;
+#endif
+}
+
+void *leak__calloc_table(size_t count, size_t size) {
+  void *table = leak__calloc(count, size);
+  /* calloc checked count * size for overflow already */
+  if (table != NULL && count * size >= LEAK_HUGE_TABLE_BYTES) advise_huge_pages(table, count * size);
+  return table;
+}

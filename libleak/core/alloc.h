@@ -14,6 +14,14 @@ void *leak__calloc(size_t count, size_t size);
 void *leak__realloc(void *ptr, size_t size);
 void leak__free(void *ptr);
 
+/* leak__calloc for a hash table probed at random slots.  From LEAK_HUGE_TABLE_BYTES on, the table is
+ * also advised to the kernel for transparent huge pages (madvise MADV_HUGEPAGE on the 2 MiB pages
+ * inside it): with 4 KiB pages a probe of a table of tens of MiB misses the TLB as well as the
+ * caches.  Only advice: where the kernel has huge pages off, or none free, the table works the same.
+ * Freed with leak__free. */
+#define LEAK_HUGE_TABLE_BYTES ((size_t)4 << 20)
+void *leak__calloc_table(size_t count, size_t size);
+
 /* Test hook: make every allocation after the next `n` fail (n < 0: never fail).  Thread-safe. */
 void leak__alloc_fail_after(long n);
 

@@ -28,7 +28,7 @@ int leak__idset_find(const leak__idset *set, uint32_t hash, leak__idset_equal_fn
 int leak__idset_reserve(leak__idset *set) {
   if (set->slots != NULL && (set->count + 1) * 2 <= set->mask + 1) return 0;
   size_t capacity = set->slots ? (set->mask + 1) * 2 : 64;
-  uint64_t *slots = leak__calloc(capacity, sizeof(uint64_t));
+  uint64_t *slots = leak__calloc_table(capacity, sizeof(uint64_t));
   if (slots == NULL) return LEAK_ENOMEM;
   if (set->slots) {
     for (size_t i = 0; i <= set->mask; i++) {

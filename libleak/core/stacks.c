@@ -120,7 +120,7 @@ static int entry_equals(const stack_entry *entry, const leak__frame *frames, int
 
 /* Rebuilds the index at `capacity` (a power of two); on failure the old index stays. */
 static int resize_index_unlocked(leak__stack_store *store, size_t capacity) {
-  uint32_t *index = leak__calloc(capacity, sizeof(uint32_t));
+  uint32_t *index = leak__calloc_table(capacity, sizeof(uint32_t));
   if (index == NULL) return LEAK_ENOMEM;
   size_t mask = capacity - 1;
   for (size_t id = 1; id < store->count; id++) {

@@ -34,7 +34,7 @@ static void place(leak__trace *slots, size_t capacity, leak__trace trace) {
 
 /* Moves every trace into a new array of `capacity` slots; on failure the table is unchanged. */
 static int rehash(leak__trace_table *table, size_t capacity) {
-  leak__trace *slots = leak__calloc(capacity, sizeof(leak__trace));
+  leak__trace *slots = leak__calloc_table(capacity, sizeof(leak__trace));
   if (slots == NULL) return LEAK_ENOMEM;
   for (size_t i = 0; i < table->capacity; i++)
     if (table->slots[i].key != 0) place(slots, capacity, table->slots[i]);
