@@ -134,15 +134,18 @@ static uint64_t dropped;
 #define FILTER_BITS 13
 static uint8_t maybe_traced[1u << FILTER_BITS];
 
-/* A thread's last stack of one frame and its id (see trace_block); generation 0: none. */
-typedef struct last_stack {
+/* Recent stacks of one frame and their ids, by frame and depth (see trace_block_of_one); under the
+ * lock.  An entry holds for the generation of the stack table it was made in (generation 0: none). */
+#define RECENT_STACKS 64
+typedef struct recent_stack {
   leak__frame frame;
   int depth;
   leak__stack_id id;
-  uint64_t generation; /* leak__stacks_generation when the id was given */
-} last_stack;
+  uint64_t generation;
+} recent_stack;
+static recent_stack recent_stacks[RECENT_STACKS];
 
-/* The same for stacks of more frames (see trace_block_of_many); nframe 0: none. */
+/* A thread's last stack of more than one frame and its id (see trace_block_of_many); nframe 0: none. */
 typedef struct last_long_stack {
   leak__frame frame;         /* its innermost frame, to tell most other stacks apart without the lock */
   int depth, nframe;
@@ -155,7 +158,6 @@ typedef struct last_long_stack {
  * Thread-local: no lock. */
 typedef struct hook_thread {
   leak__sampler_thread sampler; /* the sampling countdown (sampling.h) */
-  last_stack last_stack;
   last_long_stack last_long_stack;
   int in_hook;                  /* inside a slow path (see the top comment) */
   uintptr_t last_traced_block;  /* the 3.13 ref tracer skips re-recording a block just recorded */
@@ -326,27 +328,32 @@ static inline void record_trace_unlocked(uint64_t key, leak__stack_id id, size_t
     update_trace_unlocked(key, id, size);
 }
 
-/* trace_block at nframe=1.  One line often allocates twice in a row (an object and its dict, a list
- * and its items): a stack of one frame that is the thread's last one, from the stack table's current
- * generation, keeps its id without being hashed and interned again. */
+/* The place of a stack of one frame in recent_stacks: a hash of the frame and the depth, taken
+ * outside the lock. */
+static inline size_t recent_stack_slot(const leak__frame *frame, int depth) {
+  uint32_t h = (uint32_t)((uintptr_t)frame->code >> 4) ^ ((uint32_t)frame->lasti * 0x9E3779B1u) ^ (uint32_t)depth;
+  return (h * 0x9E3779B1u) >> (32 - 6);
+}
+_Static_assert(RECENT_STACKS == 1 << 6, "recent_stack_slot keeps 6 bits");
+
+/* trace_block at nframe=1.  A few lines take turns allocating (an object, its dict, its list and the
+ * list's items, then the next object): a stack of one frame found in recent_stacks, from the stack
+ * table's current generation, keeps its id without being hashed and interned again. */
 static inline __attribute__((always_inline)) void trace_block_of_one(int raw, uint64_t key, size_t size) {
   leak__frame frames[1];
   captured_stack stack;
   capture_stack(frames, 1, raw, &stack);
-  last_stack *last = &this_thread.last_stack;
-  int repeated = stack.nframe == 1 && last->frame.code == frames[0].code && last->frame.lasti == frames[0].lasti &&
-                 last->depth == stack.depth;
-  uint32_t hash = repeated ? 0 : leak__stacks_hash(frames, stack.nframe, stack.depth);
+  recent_stack *recent = &recent_stacks[stack.nframe == 1 ? recent_stack_slot(&frames[0], stack.depth) : 0];
   leak__stacks_lock();
   if (__atomic_load_n(&tracing, __ATOMIC_RELAXED)) {
     leak__stack_id id;
-    if (repeated && last->generation == leak__stacks_generation) {
-      id = last->id;
+    if (stack.nframe == 1 && recent->frame.code == frames[0].code && recent->frame.lasti == frames[0].lasti &&
+        recent->depth == stack.depth && recent->generation == leak__stacks_generation) {
+      id = recent->id;
     } else {
-      if (repeated) hash = leak__stacks_hash(frames, stack.nframe, stack.depth);
-      id = intern_unlocked(frames, &stack, hash);
+      id = intern_unlocked(frames, &stack, leak__stacks_hash(frames, stack.nframe, stack.depth));
       if (stack.nframe == 1 && id != LEAK_STACK_NONE && id != LEAK_STACK_EMPTY)
-        *last = (last_stack){frames[0], stack.depth, id, leak__stacks_generation};
+        *recent = (recent_stack){frames[0], stack.depth, id, leak__stacks_generation};
     }
     record_trace_unlocked(key, id, size);
   }

@@ -1,6 +1,7 @@
 """libleak.tracer: every API function, tracemalloc's semantics on constructed snapshots (checked
 against tracemalloc itself), files, bad inputs, and live tracing compared with tracemalloc."""
 
+import collections
 import json
 import os
 import sys
@@ -121,6 +122,50 @@ def test_one_line_reached_from_two_callers_in_turn_keeps_both_stacks(nframe):
             a, b = by_caller["a"], by_caller["b"]
             assert b.count == 2 * a.count and a.count % 40 == 0 and a.count > 0, ours
             assert b.size == 2 * a.size and a.size >= 40 * 3000, ours
+            del kept
+    finally:
+        tracer.stop()
+
+
+def test_lines_taking_turns_at_nframe_1_keep_their_own_line_and_depth():
+    # At nframe=1 the tracer remembers the ids of recent one-frame stacks by frame and depth: three
+    # lines that allocate in turn, each reached at two depths, keep their own line and their own
+    # depth (total_nframe), also after clear_traces stored the stacks again under new ids.
+    def make(n):
+        a = bytearray(1000 + n)  # line A
+        b = bytearray(2000 + n)  # line B
+        c = bytearray(3000 + n)  # line C
+        return a, b, c
+
+    def deeper(n):
+        return make(n)
+
+    first = make.__code__.co_firstlineno
+    size_of_line = {first + 1: 1000, first + 2: 2000, first + 3: 3000}
+    tracer.start(1)
+    try:
+        for round in range(2):
+            tracer.clear_traces()
+            kept = []
+            for n in range(1, 31):
+                kept.append(make(n))
+                kept.append(deeper(n))
+            buffers = [t for t in tracer.take_snapshot().traces
+                       if t.traceback[0].filename == __file__ and t.traceback[0].lineno in size_of_line
+                       and t.size > 1000]
+            assert len(buffers) == 180, buffers
+            depths = collections.defaultdict(collections.Counter)
+            for t in buffers:
+                base = size_of_line[t.traceback[0].lineno]
+                assert base < t.size <= base + 31, (t.traceback[0].lineno, t.size)
+                depths[t.traceback[0].lineno][getattr(t.traceback, "total_nframe", None)] += 1
+            for line, counted in depths.items():
+                if sys.version_info >= (3, 9):
+                    assert sorted(counted.values()) == [30, 30], (line, counted)
+                    (low, _), (high, _) = sorted(counted.items())
+                    assert high == low + 1, (line, counted)
+                else:
+                    assert sum(counted.values()) == 60, (line, counted)
             del kept
     finally:
         tracer.stop()
