@@ -17,12 +17,15 @@ on five workloads:
 Time is the process CPU time of the workload only (time.process_time() around the timed loop, after
 the interpreter started and the tracer was switched on), so start-up is subtracted.  Each
 configuration runs REPEAT times and the fastest run counts (the machine is shared; the minimum is the
-least disturbed).  Then: bytes per live traced block with a million live blocks (RSS growth and the
-tracer's own report), and take_snapshot + compare_to on a million traces.
+least disturbed).  With --rounds N, every configuration runs once a round, N interleaved rounds, and
+the medians count: the times, and each target's ratio taken round by round (on a shared machine whose
+load drifts over minutes, this is the steadier figure).  Then: bytes per live traced block with a
+million live blocks (RSS growth and the tracer's own report), and take_snapshot + compare_to on a
+million traces.
 
 Usage (from a build directory, so the freshly built package is importable):
 
-    PYTHONPATH=$PWD/pystage python /path/to/bench/tracer/run.py [--quick] [--repeat N]
+    PYTHONPATH=$PWD/pystage python /path/to/bench/tracer/run.py [--quick] [--repeat N | --rounds N]
 
 Prints a Markdown table with ratios to the untraced run and whether each target of the issue is met.
 """
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -240,8 +244,25 @@ INSTRUCTION_LOOPS = {"alloc": 20000, "mixed": 400, "live100k": 1, "live1m": 1, "
 TARGET_32, TARGET_1, TARGET_SAMPLED = 0.07, 0.25, 1.03
 
 
-def print_results(results, workloads, configs, unit):
-    """The table (value and ratio to untraced per workload), then each target that can be computed."""
+def interleaved(by_name, configs, workloads, loops, rounds):
+    """Per workload, `rounds` rounds in which every configuration runs once, one after the other, each
+    in a fresh interpreter: a slow spell of the shared machine then falls on every configuration of a
+    round alike, instead of on all the runs of one of them.  Returns each configuration's median time
+    and the times of every round."""
+    per_round = {}
+    for workload in workloads:
+        for number in range(rounds):
+            for name in configs:
+                value = measure(by_name[name], workload, loops[workload], 1)
+                per_round.setdefault((workload, name), []).append(value)
+                sys.stderr.write("%s / %s / round %d: %s\n" % (workload, name, number + 1, value))
+    return {key: statistics.median(values) for key, values in per_round.items()}, per_round
+
+
+def print_results(results, workloads, configs, unit, per_round=None):
+    """The table (value and ratio to untraced per workload), then each target that can be computed.
+    With `per_round` (interleaved runs), an added-cost ratio is the median of the rounds' ratios, with
+    their range."""
     print("| configuration | " + " | ".join("%s (ratio)" % w for w in workloads) + " |")
     print("|---|" + "---|" * len(workloads))
     for name in configs:
@@ -259,16 +280,21 @@ def print_results(results, workloads, configs, unit):
             continue
 
         def added_ratio(ours, theirs):
+            """The ratio, and how it was spread over the rounds ("" without rounds)."""
             if got.get(ours) is None or got.get(theirs) is None:
-                return None
-            return (got[ours] - base) / max(got[theirs] - base, 1e-12)
+                return None, ""
+            if per_round is None:
+                return (got[ours] - base) / max(got[theirs] - base, 1e-12), ""
+            rounds = zip(per_round[(workload, ours)], per_round[(workload, theirs)], per_round[(workload, "untraced")])
+            ratios = [(o - u) / max(t - u, 1e-12) for o, t, u in rounds]
+            return statistics.median(ratios), " (median of %d rounds, %.3f - %.3f)" % (len(ratios), min(ratios), max(ratios))
 
         for ours, theirs, target in (("libleak exact nframe=32", "tracemalloc nframe=25", TARGET_32),
                                      ("libleak exact nframe=1", "tracemalloc nframe=1", TARGET_1)):
-            ratio = added_ratio(ours, theirs)
+            ratio, spread = added_ratio(ours, theirs)
             if ratio is not None:
-                print("- %s: added cost of %s = %.3f of %s's (target <= %.2f) %s; throughput %.2fx %s's"
-                      % (workload, ours[8:], ratio, theirs, target, "met" if ratio <= target else "MISSED",
+                print("- %s: added cost of %s = %.3f%s of %s's (target <= %.2f) %s; throughput %.2fx %s's"
+                      % (workload, ours[8:], ratio, spread, theirs, target, "met" if ratio <= target else "MISSED",
                          got[theirs] / got[ours], theirs))
         if got.get("libleak sampled 512 KiB") is not None:
             sampled = got["libleak sampled 512 KiB"] / base
@@ -291,6 +317,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer loops, for a smoke run")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int,
+                        help="interleaved rounds instead of the fastest of --repeat runs: every configuration "
+                        "once a round; medians of the times and of the rounds' added-cost ratios")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per loop with callgrind instead of timing")
     parser.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(WORKLOADS))
@@ -305,23 +334,31 @@ def main():
         configs.insert(0, "untraced")
     by_name = {c[0]: c for c in CONFIGS}
 
+    if args.rounds is not None and (args.rounds < 1 or args.instructions):
+        raise SystemExit("--rounds takes a count of 1 or more, and does not go with --instructions")
     if args.instructions:
         print("CPython %s, %s: instructions per loop (callgrind)" % (sys.version.split()[0], os.uname().machine))
+    elif args.rounds:
+        print("CPython %s, %s: CPU seconds, median of %d interleaved rounds" % (
+            sys.version.split()[0], os.uname().machine, args.rounds))
     else:
         print("CPython %s, %s: CPU seconds, fastest of %d" % (sys.version.split()[0], os.uname().machine, args.repeat))
     loops = INSTRUCTION_LOOPS if args.instructions else QUICK_LOOPS if args.quick else LOOPS
     loops = {w: max(1, int(n * args.scale)) for w, n in loops.items()}
-    results = {}
-    for workload in workloads:
-        for name in configs:
-            if args.instructions:
-                value = instructions_per_loop(by_name[name], workload, loops[workload])
-            else:
-                value = measure(by_name[name], workload, loops[workload], args.repeat)
-            results[(workload, name)] = value
-            sys.stderr.write("%s / %s: %s\n" % (workload, name, value))
+    results, per_round = {}, None
+    if args.rounds:
+        results, per_round = interleaved(by_name, configs, workloads, loops, args.rounds)
+    else:
+        for workload in workloads:
+            for name in configs:
+                if args.instructions:
+                    value = instructions_per_loop(by_name[name], workload, loops[workload])
+                else:
+                    value = measure(by_name[name], workload, loops[workload], args.repeat)
+                results[(workload, name)] = value
+                sys.stderr.write("%s / %s: %s\n" % (workload, name, value))
     print()
-    print_results(results, workloads, configs, "%.0f" if args.instructions else "%.3f s")
+    print_results(results, workloads, configs, "%.0f" if args.instructions else "%.3f s", per_round)
     if args.instructions or args.no_memory:
         return
 
