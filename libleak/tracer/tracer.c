@@ -136,7 +136,8 @@ static uint8_t maybe_traced[1u << FILTER_BITS];
 
 /* Recent stacks of one frame and their ids, by frame and depth (see trace_block_of_one); under the
  * lock.  An entry holds for the generation of the stack table it was made in (generation 0: none). */
-#define RECENT_STACKS 64
+#define RECENT_STACK_BITS 6
+#define RECENT_STACKS (1u << RECENT_STACK_BITS)
 typedef struct recent_stack {
   leak__frame frame;
   int depth;
@@ -332,9 +333,8 @@ static inline void record_trace_unlocked(uint64_t key, leak__stack_id id, size_t
  * outside the lock. */
 static inline size_t recent_stack_slot(const leak__frame *frame, int depth) {
   uint32_t h = (uint32_t)((uintptr_t)frame->code >> 4) ^ ((uint32_t)frame->lasti * 0x9E3779B1u) ^ (uint32_t)depth;
-  return (h * 0x9E3779B1u) >> (32 - 6);
+  return (h * 0x9E3779B1u) >> (32 - RECENT_STACK_BITS);
 }
-_Static_assert(RECENT_STACKS == 1 << 6, "recent_stack_slot keeps 6 bits");
 
 /* trace_block at nframe=1.  A few lines take turns allocating (an object, its dict, its list and the
  * list's items, then the next object): a stack of one frame found in recent_stacks, from the stack
