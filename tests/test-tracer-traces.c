@@ -131,20 +131,59 @@ static void mapping_flags(const void *address, char *flags, size_t size) {
 }
 
 /* A table past LEAK_HUGE_TABLE_BYTES asks for transparent huge pages ("hg" in its mapping's flags):
- * a million live blocks make a table of tens of MiB, probed at random. */
+ * a million live blocks make a table of tens of MiB, probed at random.  It starts on a huge-page
+ * boundary, so every 2 MiB of it can be one huge page. */
 TEST(tracer_traces_big_table_asks_for_huge_pages) {
   if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
     return TEST_SKIP("this kernel has no transparent huge pages");
   leak__trace_table table = {0};
   for (size_t i = 0; i < KEYS; i++) ASSERT_EQ(leak__traces_put(&table, key_of(i), 1, 64, NULL), 0);
-  size_t bytes = table.capacity * sizeof(leak__trace);
-  ASSERT_GE(bytes, LEAK_HUGE_TABLE_BYTES);
-  /* a byte of the first whole huge page inside the table: the advice covers whole pages only */
-  uintptr_t page = ((uintptr_t)table.slots + ((uintptr_t)2 << 20) - 1) & ~(((uintptr_t)2 << 20) - 1);
-  ASSERT((char *)page < (char *)table.slots + bytes);
+  ASSERT_GE(table.capacity * sizeof(leak__trace), LEAK_HUGE_TABLE_BYTES);
+  ASSERT_EQ((uintptr_t)table.slots % ((uintptr_t)2 << 20), 0);
   char flags[512];
-  mapping_flags((const void *)page, flags, sizeof flags);
+  mapping_flags(table.slots, flags, sizeof flags);
   ASSERT_STR_CONTAINS(flags, " hg");
   leak__traces_reset(&table);
+  return 0;
+}
+
+/* The bytes of every mapping of this process whose VmFlags carry "hg" (advised for huge pages). */
+static size_t advised_bytes(void) {
+  size_t total = 0;
+  FILE *smaps = fopen("/proc/self/smaps", "r");
+  if (smaps == NULL) return 0;
+  char line[512];
+  unsigned long start = 0, end = 0;
+  while (fgets(line, sizeof line, smaps) != NULL) {
+    unsigned long from, to;
+    char dash;
+    if (sscanf(line, "%lx%c%lx ", &from, &dash, &to) == 3 && dash == '-') {
+      start = from;
+      end = to;
+    } else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg") != NULL) {
+      total += end - start;
+    }
+  }
+  fclose(smaps);
+  return total;
+}
+
+/* Freed big tables leave no advice behind.  The second table is smaller than the first one freed,
+ * the case where glibc (its mmap threshold raised by that free) would serve it from its heap: advice
+ * given there would outlive the table and give the host's later blocks huge pages. */
+TEST(tracer_traces_freed_big_tables_leave_no_memory_advised) {
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+    return TEST_SKIP("this kernel has no transparent huge pages");
+  size_t before = advised_bytes();
+  leak__trace_table table = {0};
+  for (size_t i = 0; i < KEYS; i++) ASSERT_EQ(leak__traces_put(&table, key_of(i), 1, 64, NULL), 0);
+  size_t first = table.capacity * sizeof(leak__trace);
+  ASSERT_GT(advised_bytes(), before);
+  leak__traces_reset(&table);
+  for (size_t i = 0; i < KEYS * 2 / 3; i++) ASSERT_EQ(leak__traces_put(&table, key_of(i), 1, 64, NULL), 0);
+  ASSERT_GE(table.capacity * sizeof(leak__trace), LEAK_HUGE_TABLE_BYTES);
+  ASSERT_LT(table.capacity * sizeof(leak__trace), first);
+  leak__traces_reset(&table);
+  ASSERT_EQ(advised_bytes(), before);
   return 0;
 }

@@ -32,7 +32,7 @@ static int addrset_resize(leak__addrset *set, size_t capacity) {
   if (set->slots != NULL) {
     for (size_t i = 0; i <= set->mask; i++)
       if (set->slots[i] != 0) addrset_place(slots, capacity - 1, set->slots[i]);
-    leak__free(set->slots);
+    leak__free_table(set->slots, set->mask + 1, sizeof(uintptr_t));
   }
   set->slots = slots;
   set->mask = capacity - 1;
@@ -90,11 +90,11 @@ int leak__addrset_contains(const leak__addrset *set, uintptr_t address) {
 }
 
 size_t leak__addrset_memory(const leak__addrset *set) {
-  return set->slots == NULL ? 0 : (set->mask + 1) * sizeof(uintptr_t);
+  return leak__table_bytes(set->slots, set->mask + 1, sizeof(uintptr_t));
 }
 
 void leak__addrset_free(leak__addrset *set) {
-  leak__free(set->slots);
+  leak__free_table(set->slots, set->mask + 1, sizeof(uintptr_t));
   set->slots = NULL;
   set->mask = 0;
   set->count = 0;

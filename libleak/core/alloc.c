@@ -1,9 +1,11 @@
 /* The raw allocator: the C library's, with an optional failure injection for tests. */
 #include "core/internal.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* Allocations left before injected failures start; negative means "never fail".  Touched with
  * atomics only, because the allocator hooks call in from threads without the GIL. */
@@ -34,23 +36,48 @@ void leak__free(void *ptr) { free(ptr); }
 
 #define HUGE_PAGE_BYTES ((uintptr_t)2 << 20)
 
-/* The whole huge pages inside [start, start + bytes): madvise wants page-aligned ranges, and a
- * partial huge page could not be backed by one anyway.  Errors (EINVAL where THP is not built in)
- * change nothing, so they are ignored. */
-static void advise_huge_pages(void *start, size_t bytes) {
+/* A big table's length in the address space: whole pages. */
+static size_t mapped_bytes(size_t bytes) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (bytes + page - 1) / page * page;
+}
+
+/* A zeroed mapping of `bytes` that starts on a huge-page boundary, advised for huge pages: mapped
+ * with a huge page of slack, whose ends are unmapped again.  The kernel backs the whole 2 MiB pages
+ * of it with huge pages where it can; the tail past the last one keeps small pages. */
+static void *map_huge_table(size_t bytes) {
+  size_t length = mapped_bytes(bytes);
+  size_t slack = HUGE_PAGE_BYTES - (size_t)sysconf(_SC_PAGESIZE);
+  if (length > SIZE_MAX - slack) return NULL;
+  char *raw = mmap(NULL, length + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  char *start = (char *)(((uintptr_t)raw + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1));
+  if (start > raw) munmap(raw, (size_t)(start - raw));
+  if (raw + length + slack > start + length) munmap(start + length, (size_t)(raw + length + slack - (start + length)));
 #ifdef MADV_HUGEPAGE
-  uintptr_t from = ((uintptr_t)start + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
-  uintptr_t to = ((uintptr_t)start + bytes) & ~(HUGE_PAGE_BYTES - 1);
-  if (to > from) (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
-#else
-  (void)start;
-  (void)bytes;
+  /* EINVAL where THP is not built in changes nothing: the table works on small pages */
+  (void)madvise(start, length, MADV_HUGEPAGE);
 #endif
+  return start;
 }
 
 void *leak__calloc_table(size_t count, size_t size) {
-  void *table = leak__calloc(count, size);
-  /* calloc checked count * size for overflow already */
-  if (table != NULL && count * size >= LEAK_HUGE_TABLE_BYTES) advise_huge_pages(table, count * size);
-  return table;
+  if (size != 0 && count > SIZE_MAX / size) return NULL;
+  if (count * size < LEAK_HUGE_TABLE_BYTES) return leak__calloc(count, size);
+  return should_fail() ? NULL : map_huge_table(count * size);
+}
+
+void leak__free_table(void *table, size_t count, size_t size) {
+  if (table == NULL) return;
+  if (count * size < LEAK_HUGE_TABLE_BYTES)
+    leak__free(table);
+  else
+    munmap(table, mapped_bytes(count * size));
+}
+
+size_t leak__table_bytes(const void *table, size_t count, size_t size) {
+  if (table == NULL) return 0;
+  /* a block from the C library: its usable size plus the chunk header */
+  if (count * size < LEAK_HUGE_TABLE_BYTES) return malloc_usable_size((void *)table) + sizeof(size_t);
+  return mapped_bytes(count * size);
 }

@@ -38,7 +38,7 @@ int leak__idset_reserve(leak__idset *set) {
       while (slots[j] != 0) j = (j + 1) & (capacity - 1);
       slots[j] = entry;
     }
-    leak__free(set->slots);
+    leak__free_table(set->slots, set->mask + 1, sizeof(uint64_t));
   }
   set->slots = slots;
   set->mask = capacity - 1;
@@ -53,7 +53,7 @@ void leak__idset_put(leak__idset *set, size_t slot, uint32_t hash, uint32_t inde
 
 /* Frees the slots; the set can be reused from empty. */
 void leak__idset_free(leak__idset *set) {
-  leak__free(set->slots);
+  leak__free_table(set->slots, set->mask + 1, sizeof(uint64_t));
   set->slots = NULL;
   set->mask = set->count = 0;
 }

@@ -128,7 +128,7 @@ static int resize_index_unlocked(leak__stack_store *store, size_t capacity) {
     while (index[slot] != 0) slot = (slot + 1) & mask;
     index[slot] = (uint32_t)id;
   }
-  leak__free(store->index);
+  leak__free_table(store->index, store->index_capacity, sizeof(uint32_t));
   store->index = index;
   store->index_capacity = capacity;
   return 0;
@@ -248,7 +248,7 @@ void leak__stacks_release(leak__stack_store *store) {
     leak__free(entry);
   }
   leak__free(store->entries);
-  leak__free(store->index);
+  leak__free_table(store->index, store->index_capacity, sizeof(uint32_t));
   leak__free(store);
 }
 
@@ -267,7 +267,8 @@ size_t leak__stacks_count(void) {
 }
 
 size_t leak__stacks_memory_unlocked(void) {
-  return table.entry_bytes + real_bytes(table.entries) + real_bytes(table.index);
+  return table.entry_bytes + real_bytes(table.entries) +
+         leak__table_bytes(table.index, table.index_capacity, sizeof(uint32_t));
 }
 
 size_t leak__stacks_memory(void) {

@@ -38,7 +38,7 @@ static int rehash(leak__trace_table *table, size_t capacity) {
   if (slots == NULL) return LEAK_ENOMEM;
   for (size_t i = 0; i < table->capacity; i++)
     if (table->slots[i].key != 0) place(slots, capacity, table->slots[i]);
-  leak__free(table->slots);
+  leak__free_table(table->slots, table->capacity, sizeof(leak__trace));
   table->slots = slots;
   table->capacity = capacity;
   return 0;
@@ -182,14 +182,14 @@ int leak__traces_remove(leak__trace_table *table, uint64_t key, uint64_t *size, 
 }
 
 void leak__traces_reset(leak__trace_table *table) {
-  leak__free(table->slots);
+  leak__free_table(table->slots, table->capacity, sizeof(leak__trace));
   leak__free(table->big);
   memset(table, 0, sizeof(*table));
 }
 
 size_t leak__traces_memory(const leak__trace_table *table) {
   size_t bytes = 0;
-  if (table->slots) bytes += malloc_usable_size(table->slots) + sizeof(size_t);
+  bytes += leak__table_bytes(table->slots, table->capacity, sizeof(leak__trace));
   if (table->big) bytes += malloc_usable_size(table->big) + sizeof(size_t);
   return bytes;
 }
