@@ -109,25 +109,57 @@ TEST(tracer_traces_table_grows_from_empty_and_keeps_memory_small) {
   return 0;
 }
 
-/* The VmFlags of the mapping that holds `address` in /proc/self/smaps, into `flags` (empty when the
- * mapping or the line is not found). */
-static void mapping_flags(const void *address, char *flags, size_t size) {
-  flags[0] = '\0';
+/* Calls `visit` with the range and the VmFlags line of every mapping in /proc/self/smaps, until it
+ * returns nonzero. */
+typedef int mapping_visit(unsigned long start, unsigned long end, const char *flags, void *data);
+static void each_mapping(mapping_visit *visit, void *data) {
   FILE *smaps = fopen("/proc/self/smaps", "r");
   if (smaps == NULL) return;
   char line[512];
-  int inside = 0;
+  unsigned long start = 0, end = 0;
   while (fgets(line, sizeof line, smaps) != NULL) {
-    unsigned long start, end;
+    unsigned long from, to;
     char dash;
-    if (sscanf(line, "%lx%c%lx ", &start, &dash, &end) == 3 && dash == '-') {
-      inside = (uintptr_t)address >= start && (uintptr_t)address < end;
-    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-      snprintf(flags, size, "%s", line + 8);
+    if (sscanf(line, "%lx%c%lx ", &from, &dash, &to) == 3 && dash == '-') {
+      start = from;
+      end = to;
+    } else if (strncmp(line, "VmFlags:", 8) == 0 && visit(start, end, line + 8, data)) {
       break;
     }
   }
   fclose(smaps);
+}
+
+typedef struct flags_of {
+  uintptr_t address;
+  char *flags;
+  size_t size;
+} flags_of;
+
+static int copy_flags_if_inside(unsigned long start, unsigned long end, const char *flags, void *data) {
+  flags_of *want = data;
+  if (want->address < start || want->address >= end) return 0;
+  snprintf(want->flags, want->size, "%s", flags);
+  return 1;
+}
+
+/* The VmFlags of the mapping that holds `address`, into `flags` (empty when it is not found). */
+static void mapping_flags(const void *address, char *flags, size_t size) {
+  flags[0] = '\0';
+  flags_of want = {(uintptr_t)address, flags, size};
+  each_mapping(copy_flags_if_inside, &want);
+}
+
+static int add_if_advised(unsigned long start, unsigned long end, const char *flags, void *data) {
+  if (strstr(flags, " hg") != NULL) *(size_t *)data += end - start;
+  return 0;
+}
+
+/* The bytes of every mapping of this process whose VmFlags carry "hg" (advised for huge pages). */
+static size_t advised_bytes(void) {
+  size_t total = 0;
+  each_mapping(add_if_advised, &total);
+  return total;
 }
 
 /* A table past LEAK_HUGE_TABLE_BYTES asks for transparent huge pages ("hg" in its mapping's flags):
@@ -145,27 +177,6 @@ TEST(tracer_traces_big_table_asks_for_huge_pages) {
   ASSERT_STR_CONTAINS(flags, " hg");
   leak__traces_reset(&table);
   return 0;
-}
-
-/* The bytes of every mapping of this process whose VmFlags carry "hg" (advised for huge pages). */
-static size_t advised_bytes(void) {
-  size_t total = 0;
-  FILE *smaps = fopen("/proc/self/smaps", "r");
-  if (smaps == NULL) return 0;
-  char line[512];
-  unsigned long start = 0, end = 0;
-  while (fgets(line, sizeof line, smaps) != NULL) {
-    unsigned long from, to;
-    char dash;
-    if (sscanf(line, "%lx%c%lx ", &from, &dash, &to) == 3 && dash == '-') {
-      start = from;
-      end = to;
-    } else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg") != NULL) {
-      total += end - start;
-    }
-  }
-  fclose(smaps);
-  return total;
 }
 
 /* Freed big tables leave no advice behind.  The second table is smaller than the first one freed,

@@ -36,7 +36,11 @@ void leak__free(void *ptr) { free(ptr); }
 
 #define HUGE_PAGE_BYTES ((uintptr_t)2 << 20)
 
-/* A big table's length in the address space: whole pages. */
+/* Whether a table of `bytes` is a mapping of its own rather than a block from the C library (see
+ * alloc.h); leak__calloc_table, leak__free_table and leak__table_bytes all go by this. */
+static int is_mapped_table(size_t bytes) { return bytes >= LEAK_HUGE_TABLE_BYTES; }
+
+/* A mapped table's length in the address space: whole pages. */
 static size_t mapped_bytes(size_t bytes) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   return (bytes + page - 1) / page * page;
@@ -52,8 +56,9 @@ static void *map_huge_table(size_t bytes) {
   char *raw = mmap(NULL, length + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return NULL;
   char *start = (char *)(((uintptr_t)raw + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1));
+  char *end = start + length, *raw_end = raw + length + slack;
   if (start > raw) munmap(raw, (size_t)(start - raw));
-  if (raw + length + slack > start + length) munmap(start + length, (size_t)(raw + length + slack - (start + length)));
+  if (raw_end > end) munmap(end, (size_t)(raw_end - end));
 #ifdef MADV_HUGEPAGE
   /* EINVAL where THP is not built in changes nothing: the table works on small pages */
   (void)madvise(start, length, MADV_HUGEPAGE);
@@ -63,21 +68,21 @@ static void *map_huge_table(size_t bytes) {
 
 void *leak__calloc_table(size_t count, size_t size) {
   if (size != 0 && count > SIZE_MAX / size) return NULL;
-  if (count * size < LEAK_HUGE_TABLE_BYTES) return leak__calloc(count, size);
+  if (!is_mapped_table(count * size)) return leak__calloc(count, size);
   return should_fail() ? NULL : map_huge_table(count * size);
 }
 
 void leak__free_table(void *table, size_t count, size_t size) {
   if (table == NULL) return;
-  if (count * size < LEAK_HUGE_TABLE_BYTES)
-    leak__free(table);
-  else
+  if (is_mapped_table(count * size))
     munmap(table, mapped_bytes(count * size));
+  else
+    leak__free(table);
 }
 
 size_t leak__table_bytes(const void *table, size_t count, size_t size) {
   if (table == NULL) return 0;
+  if (is_mapped_table(count * size)) return mapped_bytes(count * size);
   /* a block from the C library: its usable size plus the chunk header */
-  if (count * size < LEAK_HUGE_TABLE_BYTES) return malloc_usable_size((void *)table) + sizeof(size_t);
-  return mapped_bytes(count * size);
+  return malloc_usable_size((void *)table) + sizeof(size_t);
 }
